@@ -1,0 +1,7 @@
+//! restore-core: the securerestore engine.
+mod error;
+mod ids;
+
+pub mod dump;
+
+pub use error::{ErrorCode, RestoreError, Result};
