@@ -3,5 +3,6 @@ mod error;
 mod ids;
 
 pub mod dump;
+pub mod local;
 
 pub use error::{ErrorCode, RestoreError, Result};
