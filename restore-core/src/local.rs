@@ -277,6 +277,16 @@ impl LocalServer {
     /// and cannot tell a reused pid from the original, so it waits too long rather than too
     /// little. A zombie counts as alive: the watched process must be reaped by its parent.
     pub fn stop_when_exits(&self, pid: u32) -> Result<()> {
+        self.spawn_watchdog(pid, false)
+    }
+
+    /// Like [`LocalServer::stop_when_process_exits`], and then deletes the whole state
+    /// directory: for throwaway clusters that should leave nothing behind.
+    pub fn discard_when_process_exits(&self) -> Result<()> {
+        self.spawn_watchdog(std::process::id(), true)
+    }
+
+    fn spawn_watchdog(&self, pid: u32, discard: bool) -> Result<()> {
         let bin = Self::bin_dir()?;
         let user = server_user()?;
         let data_dir = self.data_dir();
@@ -296,17 +306,32 @@ impl LocalServer {
             .map(|a| shell_quote(a))
             .collect::<Result<Vec<_>>>()?
             .join(" ");
+        let mut after = stop;
+        if discard {
+            // Never hand `rm -rf` a path that could be a system directory.
+            if self.state_dir.components().count() < 3 {
+                return Err(RestoreError::invalid(format!(
+                    "refusing to delete {} when the process exits: the path is too short to \
+                     be a throwaway state directory",
+                    self.state_dir.display()
+                )));
+            }
+            after = format!(
+                "{after}; rm -rf -- {}",
+                shell_quote(self.state_dir.as_os_str())?
+            );
+        }
 
         // The loop runs as this process's user so `kill -0` may probe the watched pid; the
         // subshell is put in the background so that it is adopted by init and never left as a
         // zombie of this process, and in a process group of its own so Ctrl-C spares it.
         let script = format!(
-            "( while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} ) >/dev/null 2>&1 &"
+            "( while kill -0 {pid} 2>/dev/null; do sleep 1; done; {after} ) >/dev/null 2>&1 &"
         );
         let status = Command::new("/bin/sh")
             .arg("-c")
             .arg(script)
-            .current_dir(&self.state_dir)
+            .current_dir("/")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -318,7 +343,7 @@ impl LocalServer {
                 "the watchdog shell failed: {status}"
             )));
         }
-        debug!(pid, data_dir = %data_dir.display(), "local PostgreSQL watchdog started");
+        debug!(pid, discard, data_dir = %data_dir.display(), "local PostgreSQL watchdog started");
         Ok(())
     }
 
