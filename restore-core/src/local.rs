@@ -182,18 +182,21 @@ impl LocalServer {
         ];
         let started = self.run_as_server(user.as_ref(), &pg_ctl, &args);
 
-        let status = self.status()?;
-        if let Err(err) = started {
-            return Err(err.with_detail("log_tail", log_tail(&log)));
+        // A concurrent start of the same cluster makes this pg_ctl fail while a server runs:
+        // the caller gets what it asked for.
+        match (started, self.status()) {
+            (_, Ok(status)) if status.running => {
+                info!(port = status.port, data_dir = %status.data_dir.display(),
+                      "local PostgreSQL started");
+                Ok(status)
+            }
+            (Err(err), _) => Err(err.with_detail("log_tail", log_tail(&log))),
+            (Ok(_), Err(err)) => Err(err),
+            (Ok(_), Ok(_)) => Err(RestoreError::failed(
+                "pg_ctl reported a start but no server is running",
+            )
+            .with_detail("log_tail", log_tail(&log))),
         }
-        if !status.running {
-            return Err(
-                RestoreError::failed("pg_ctl reported a start but no server is running")
-                    .with_detail("log_tail", log_tail(&log)),
-            );
-        }
-        info!(port, data_dir = %status.data_dir.display(), "local PostgreSQL started");
-        Ok(status)
     }
 
     /// Stops the server (fast shutdown: sessions are ended). Stopping a stopped server is fine.
@@ -390,23 +393,19 @@ impl LocalServer {
     /// Creates the state directory and, for root, hands it to the server user.
     fn prepare_state_dir(&self, user: Option<&ServerUser>) -> Result<()> {
         let dir = &self.state_dir;
-        let existed = dir.exists();
+        if dir.exists() {
+            refuse_foreign_dir(dir, user)?;
+        }
         fs::create_dir_all(dir).map_err(|e| io_error("cannot create state directory", dir, e))?;
+        if let Some(user) = user {
+            let dir = fs::canonicalize(dir).map_err(|e| io_error("cannot resolve", dir, e))?;
+            check_traversable(&dir, user)?;
+        }
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
             .map_err(|e| io_error("cannot restrict state directory", dir, e))?;
 
         if let Some(user) = user {
-            let dir = fs::canonicalize(dir).map_err(|e| io_error("cannot resolve", dir, e))?;
-            if existed {
-                refuse_foreign_dir(&dir, user)?;
-            }
-            check_traversable(&dir, user)?;
-            for path in [
-                dir.clone(),
-                self.socket_dir(),
-                self.port_file(),
-                self.log_file(),
-            ] {
+            for path in [dir.clone(), self.port_file(), self.log_file()] {
                 if path.exists() {
                     chown(&path, user)?;
                 }
@@ -668,11 +667,17 @@ fn shell_quote(word: &OsStr) -> Result<String> {
     Ok(format!("'{}'", word.replace('\'', r"'\''")))
 }
 
-/// Refuses to hand an existing directory to the server user unless it looks like ours, so that a
-/// mistaken `SECURERESTORE_STATE_DIR=/home/someone` cannot give away someone's files.
-fn refuse_foreign_dir(dir: &Path, user: &ServerUser) -> Result<()> {
+/// Refuses to take over an existing directory unless it looks like ours, so that a mistaken
+/// `SECURERESTORE_STATE_DIR=/home/someone` neither restricts nor gives away someone's files.
+fn refuse_foreign_dir(dir: &Path, user: Option<&ServerUser>) -> Result<()> {
     let meta = fs::metadata(dir).map_err(|e| io_error("cannot inspect", dir, e))?;
-    if meta.uid() == user.uid {
+    if !meta.is_dir() {
+        return Err(RestoreError::invalid(format!(
+            "the state directory {} is not a directory",
+            dir.display()
+        )));
+    }
+    if user.is_some_and(|user| meta.uid() == user.uid) {
         return Ok(());
     }
     let ours = ["data", "socket", "port", "server.log"];
