@@ -15,6 +15,10 @@
 //!
 //! The cluster trusts every connection on 127.0.0.1 and has no password: any local user can
 //! connect as its superuser. It is meant for development machines and tests, not shared hosts.
+//!
+//! Two processes starting the same state directory at once are not serialised by a lock: one of
+//! them may fail in `initdb`; a lost race in `pg_ctl start` alone is harmless. `server.log`
+//! grows across starts and is never rotated, which matters only for long-lived clusters.
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -238,7 +242,7 @@ impl LocalServer {
             Err(err) if err.kind() == io::ErrorKind::NotFound => (None, None),
             Err(err) => return Err(io_error("cannot read postmaster.pid", &data_dir, err)),
         };
-        let running = pid.is_some_and(process_alive);
+        let running = pid.is_some_and(postmaster_alive);
 
         let port = if running {
             live_port
@@ -753,6 +757,16 @@ fn parse_postmaster_pid(text: &str) -> (Option<u32>, Option<u16>) {
     (pid, port)
 }
 
+/// Whether `pid` is a live postmaster. A `postmaster.pid` left by a crash or a reboot may name a
+/// pid since given to another program, common in containers where pids restart low; where
+/// `/proc` tells the program's name, that case reads as not running.
+fn postmaster_alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/comm")) {
+        Ok(name) => name.trim() == "postgres" && process_alive(pid),
+        Err(_) => process_alive(pid),
+    }
+}
+
 fn process_alive(pid: u32) -> bool {
     // Zero and negative values address process groups; never probe those.
     let Ok(pid) = libc::pid_t::try_from(pid) else {
@@ -817,8 +831,9 @@ mod tests {
                 eprintln!("skipped: {err}");
                 return None;
             }
-            // A fresh temporary directory is mode 700: for root it must be handed over.
+            // Private to root, as temporary directories often are: root must hand it over.
             let dir = tempfile::tempdir().expect("temporary directory");
+            fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).expect("mode 700");
             let server = LocalServer::new(dir.path()).fast_for_tests();
             Some(TestServer { server, _dir: dir })
         }
@@ -913,6 +928,74 @@ mod tests {
             wait_until_stopped(server, Duration::from_secs(30)),
             "server still running"
         );
+    }
+
+    #[test]
+    fn discarding_watchdog_stops_the_server_and_deletes_its_directory() {
+        let Some(test) = TestServer::new() else {
+            return;
+        };
+        let server = &test.server;
+        server.start().expect("start");
+
+        let mut watched = Command::new("sleep").arg("1").spawn().expect("sleep");
+        server.spawn_watchdog(watched.id(), true).expect("watchdog");
+        watched.wait().expect("reap the watched process");
+
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while server.state_dir().exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert!(
+            !server.state_dir().exists(),
+            "state directory still present"
+        );
+        assert!(!server.status().expect("status").running);
+    }
+
+    #[test]
+    fn root_refuses_a_state_dir_the_server_user_cannot_reach() {
+        let Some(test) = TestServer::new() else {
+            return;
+        };
+        if !is_root() {
+            eprintln!("skipped: only root hands the state directory to another user");
+            return;
+        }
+        let locked = test.server.state_dir().join("locked");
+        fs::create_dir(&locked).expect("locked directory");
+        fs::set_permissions(&locked, fs::Permissions::from_mode(0o700)).expect("mode 700");
+        let server = LocalServer::new(locked.join("cluster"));
+
+        let started = server.start();
+        let _ = server.stop();
+
+        let err = started.expect_err("unreachable state directory");
+        assert_eq!(err.code(), crate::ErrorCode::InvalidRequest);
+        assert!(
+            err.message().contains(&locked.display().to_string()),
+            "{}",
+            err.message()
+        );
+        assert!(err.message().contains("SECURERESTORE_STATE_DIR"));
+    }
+
+    #[test]
+    fn a_directory_holding_other_files_is_not_taken_over() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        fs::write(dir.path().join("thesis.tex"), "").expect("someone's file");
+        let mode_before = fs::metadata(dir.path()).expect("metadata").mode();
+
+        let refused = refuse_foreign_dir(dir.path(), None);
+
+        assert!(refused.is_err());
+        assert_eq!(
+            fs::metadata(dir.path()).expect("metadata").mode(),
+            mode_before
+        );
+        fs::remove_file(dir.path().join("thesis.tex")).expect("remove");
+        fs::create_dir(dir.path().join("data")).expect("data");
+        assert!(refuse_foreign_dir(dir.path(), None).is_ok());
     }
 
     #[test]
