@@ -138,6 +138,7 @@ impl LocalServer {
 
     /// Tunes the cluster for throwaway use: no fsync, asynchronous commits, no full-page
     /// writes, small shared buffers. A crash can corrupt such a cluster; never keep data in it.
+    #[must_use]
     pub fn fast_for_tests(mut self) -> Self {
         self.fast = true;
         self
