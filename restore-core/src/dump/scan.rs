@@ -1,0 +1,351 @@
+//! The resumable scanner that finds where SQL statements end.
+//!
+//! The scanner walks the lexer's buffer and stops at the places the lexer must act on: the
+//! first significant byte of a statement, a `;` that ends one, a backslash that starts a psql
+//! meta-command, a complete `--` comment between statements (which may be a table-of-contents
+//! header), or the end of the buffered bytes. Its state survives a stop, so a statement that
+//! spans many reads is scanned once, not again after every read.
+
+use memchr::{memchr, memchr2, memmem};
+
+/// What the scanner is inside of at the current position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// Plain SQL text, or the whitespace between statements.
+    Code,
+    /// A `'…'` string; `escapes` tells whether a backslash escapes the next byte.
+    Single { escapes: bool },
+    /// A `"…"` quoted identifier.
+    Double,
+    /// A dollar-quoted string; `delimiter` is the whole `$tag$`.
+    Dollar { delimiter: Box<[u8]> },
+    /// A `--` comment running to the end of the line.
+    LineComment { start: usize },
+    /// A `/* … */` comment; they nest.
+    BlockComment { depth: u32 },
+}
+
+/// Why the scanner stopped. Offsets are into the slice passed to [`Scanner::scan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Stop {
+    /// The buffered bytes are used up (or a decision needs bytes not read yet).
+    NeedMore,
+    /// Between statements, the first byte of a statement is at `pos`.
+    Significant,
+    /// A statement ends with the `;` at `pos`.
+    Semicolon,
+    /// A meta-command's backslash is at `pos`.
+    Backslash,
+    /// A `--` comment between statements spans `start..end` (without its newline) on `line`.
+    Comment { start: usize, end: usize, line: u64 },
+}
+
+/// Scanning position and state; `line` is the 1-based line of the byte at `pos`.
+#[derive(Debug)]
+pub(super) struct Scanner {
+    pub(super) mode: Mode,
+    pub(super) pos: usize,
+    pub(super) line: u64,
+    /// Line where the current quote or comment began, for error messages.
+    pub(super) mode_line: u64,
+}
+
+impl Scanner {
+    pub(super) fn new() -> Self {
+        Scanner {
+            mode: Mode::Code,
+            pos: 0,
+            line: 1,
+            mode_line: 1,
+        }
+    }
+
+    /// Forgets the first `n` bytes of the buffer, which the lexer has taken away.
+    pub(super) fn consumed(&mut self, n: usize) {
+        self.pos -= n;
+        if let Mode::LineComment { start } = &mut self.mode {
+            *start -= n;
+        }
+    }
+
+    /// Scans `buf` from `pos`. `eof` says no bytes follow `buf`; `in_statement` whether a
+    /// statement has begun; `conforming` is the current `standard_conforming_strings`.
+    pub(super) fn scan(
+        &mut self,
+        buf: &[u8],
+        eof: bool,
+        in_statement: bool,
+        conforming: bool,
+    ) -> Stop {
+        loop {
+            let stop = match self.mode {
+                Mode::Code => self.code(buf, eof, in_statement, conforming),
+                Mode::Single { escapes } => self.single(buf, eof, escapes),
+                Mode::Double => self.double(buf, eof),
+                Mode::Dollar { .. } => self.dollar(buf),
+                Mode::LineComment { start } => self.line_comment(buf, eof, start, in_statement),
+                Mode::BlockComment { depth } => self.block_comment(buf, eof, depth),
+            };
+            if let Some(stop) = stop {
+                return stop;
+            }
+        }
+    }
+
+    /// Moves to `to`, counting the newlines passed over.
+    fn skip_to(&mut self, buf: &[u8], to: usize) {
+        self.line += count_newlines(&buf[self.pos..to]);
+        self.pos = to;
+    }
+
+    fn enter(&mut self, mode: Mode, width: usize) {
+        self.mode = mode;
+        self.mode_line = self.line;
+        self.pos += width;
+    }
+
+    fn code(
+        &mut self,
+        buf: &[u8],
+        eof: bool,
+        in_statement: bool,
+        conforming: bool,
+    ) -> Option<Stop> {
+        while self.pos < buf.len() {
+            let byte = buf[self.pos];
+            let next = buf.get(self.pos + 1).copied();
+            let undecided = next.is_none() && !eof;
+            match byte {
+                b'\n' => {
+                    self.line += 1;
+                    self.pos += 1;
+                }
+                b' ' | b'\t' | b'\r' | b'\x0c' => self.pos += 1,
+                b'\\' => return Some(Stop::Backslash),
+                b'-' | b'/' if undecided => return Some(Stop::NeedMore),
+                b'-' if next == Some(b'-') => {
+                    let start = self.pos;
+                    self.enter(Mode::LineComment { start }, 2);
+                    return None;
+                }
+                b'/' if next == Some(b'*') => {
+                    self.enter(Mode::BlockComment { depth: 1 }, 2);
+                    return None;
+                }
+                _ if !in_statement => return Some(Stop::Significant),
+                b';' => return Some(Stop::Semicolon),
+                b'\'' => {
+                    let escapes = string_escapes(&buf[..self.pos], conforming);
+                    self.enter(Mode::Single { escapes }, 1);
+                    return None;
+                }
+                b'"' => {
+                    self.enter(Mode::Double, 1);
+                    return None;
+                }
+                b'$' => match dollar_delimiter(buf, self.pos, eof) {
+                    Delimiter::Undecided => return Some(Stop::NeedMore),
+                    Delimiter::Found(end) => {
+                        let delimiter = buf[self.pos..end].into();
+                        self.enter(Mode::Dollar { delimiter }, end - self.pos);
+                        return None;
+                    }
+                    Delimiter::None => self.pos += 1,
+                },
+                _ => {
+                    // Skip the run of bytes with no meaning to the scanner in one go.
+                    let rest = &buf[self.pos + 1..];
+                    let run = rest.iter().position(|&b| SPECIAL[usize::from(b)]);
+                    self.pos += 1 + run.unwrap_or(rest.len());
+                }
+            }
+        }
+        Some(Stop::NeedMore)
+    }
+
+    /// Ends a quote at the `quote` byte at `at` unless it is doubled; `None` means undecided.
+    fn close_quote(&mut self, buf: &[u8], eof: bool, at: usize, quote: u8) -> Option<Stop> {
+        self.skip_to(buf, at);
+        match buf.get(at + 1) {
+            None if !eof => Some(Stop::NeedMore),
+            Some(&b) if b == quote => {
+                self.pos += 2;
+                None
+            }
+            _ => {
+                self.pos += 1;
+                self.mode = Mode::Code;
+                None
+            }
+        }
+    }
+
+    fn single(&mut self, buf: &[u8], eof: bool, escapes: bool) -> Option<Stop> {
+        let found = if escapes {
+            memchr2(b'\'', b'\\', &buf[self.pos..])
+        } else {
+            memchr(b'\'', &buf[self.pos..])
+        };
+        let Some(offset) = found else {
+            self.skip_to(buf, buf.len());
+            return Some(Stop::NeedMore);
+        };
+        let at = self.pos + offset;
+        if buf[at] == b'\\' {
+            if at + 1 >= buf.len() {
+                self.skip_to(buf, at);
+                return Some(Stop::NeedMore);
+            }
+            self.skip_to(buf, at + 2);
+            return None;
+        }
+        self.close_quote(buf, eof, at, b'\'')
+    }
+
+    fn double(&mut self, buf: &[u8], eof: bool) -> Option<Stop> {
+        match memchr(b'"', &buf[self.pos..]) {
+            Some(offset) => self.close_quote(buf, eof, self.pos + offset, b'"'),
+            None => {
+                self.skip_to(buf, buf.len());
+                Some(Stop::NeedMore)
+            }
+        }
+    }
+
+    fn dollar(&mut self, buf: &[u8]) -> Option<Stop> {
+        let Mode::Dollar { delimiter } = &self.mode else {
+            return None;
+        };
+        let width = delimiter.len();
+        match memmem::find(&buf[self.pos..], delimiter) {
+            Some(offset) => {
+                self.skip_to(buf, self.pos + offset + width);
+                self.mode = Mode::Code;
+                None
+            }
+            None => {
+                // Keep the last bytes: they may be the start of the closing delimiter.
+                let keep = buf.len().saturating_sub(width - 1).max(self.pos);
+                self.skip_to(buf, keep);
+                Some(Stop::NeedMore)
+            }
+        }
+    }
+
+    fn line_comment(
+        &mut self,
+        buf: &[u8],
+        eof: bool,
+        start: usize,
+        in_statement: bool,
+    ) -> Option<Stop> {
+        let line = self.line;
+        let end = match memchr(b'\n', &buf[self.pos..]) {
+            Some(offset) => {
+                self.pos += offset + 1;
+                self.line += 1;
+                self.pos - 1
+            }
+            None if eof => {
+                self.pos = buf.len();
+                buf.len()
+            }
+            None => {
+                self.pos = buf.len();
+                return Some(Stop::NeedMore);
+            }
+        };
+        self.mode = Mode::Code;
+        (!in_statement).then_some(Stop::Comment { start, end, line })
+    }
+
+    fn block_comment(&mut self, buf: &[u8], eof: bool, depth: u32) -> Option<Stop> {
+        let Some(offset) = memchr2(b'*', b'/', &buf[self.pos..]) else {
+            self.skip_to(buf, buf.len());
+            return Some(Stop::NeedMore);
+        };
+        let at = self.pos + offset;
+        self.skip_to(buf, at);
+        let pair = (buf[at], buf.get(at + 1).copied());
+        match pair {
+            (_, None) if !eof => return Some(Stop::NeedMore),
+            (b'*', Some(b'/')) if depth == 1 => {
+                self.pos += 2;
+                self.mode = Mode::Code;
+            }
+            (b'*', Some(b'/')) => {
+                self.pos += 2;
+                self.mode = Mode::BlockComment { depth: depth - 1 };
+            }
+            (b'/', Some(b'*')) => {
+                self.pos += 2;
+                self.mode = Mode::BlockComment { depth: depth + 1 };
+            }
+            _ => self.pos += 1,
+        }
+        None
+    }
+}
+
+/// Bytes that end a run of ordinary statement text.
+static SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let bytes = b"\n\\-/;'\"$";
+    let mut i = 0;
+    while i < bytes.len() {
+        table[bytes[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
+pub(super) fn count_newlines(bytes: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', bytes).count() as u64
+}
+
+/// Whether `byte` can continue an unquoted identifier (PostgreSQL allows `$` after the first).
+pub(super) fn is_ident_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'$' || byte >= 0x80
+}
+
+/// Whether a `'` preceded by `before` opens a string whose backslashes escape: `E'…'` always,
+/// `U&'…'`, `B'…'` and `X'…'` never, other strings when `standard_conforming_strings` is off.
+pub(super) fn string_escapes(before: &[u8], conforming: bool) -> bool {
+    let standalone =
+        |prefix: usize| before.len() == prefix || !is_ident_byte(before[before.len() - prefix - 1]);
+    match before {
+        [.., b'E' | b'e'] if standalone(1) => true,
+        [.., b'B' | b'b' | b'X' | b'x'] if standalone(1) => false,
+        [.., b'U' | b'u', b'&'] if standalone(2) => false,
+        _ => !conforming,
+    }
+}
+
+/// The outcome of looking for a dollar-quote delimiter at a `$`.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Delimiter {
+    /// Not a dollar quote: a parameter such as `$1`, or a `$` inside an identifier.
+    None,
+    /// A delimiter `$tag$` ending before this offset.
+    Found(usize),
+    /// The buffer ends before the tag does.
+    Undecided,
+}
+
+/// Looks for a dollar-quote delimiter at `buf[at]`, which holds a `$`.
+pub(super) fn dollar_delimiter(buf: &[u8], at: usize, eof: bool) -> Delimiter {
+    if at > 0 && is_ident_byte(buf[at - 1]) {
+        return Delimiter::None;
+    }
+    let tag = &buf[at + 1..];
+    if tag.first().is_some_and(u8::is_ascii_digit) {
+        return Delimiter::None;
+    }
+    let len = tag.iter().position(|&b| b == b'$' || !is_ident_byte(b));
+    match len {
+        Some(len) if tag[len] == b'$' => Delimiter::Found(at + len + 2),
+        Some(_) => Delimiter::None,
+        None if eof => Delimiter::None,
+        None => Delimiter::Undecided,
+    }
+}
