@@ -48,6 +48,7 @@ pub struct DumpLexer<R: Read> {
     pending: Option<(BytesMut, u64)>,
     copy: Option<CopyBlock>,
     copy_chunk: usize,
+    read_block: usize,
     toc: Option<Arc<TocEntry>>,
     standard_conforming_strings: bool,
 }
@@ -67,6 +68,7 @@ impl<R: Read> DumpLexer<R> {
             pending: None,
             copy: None,
             copy_chunk: DEFAULT_COPY_CHUNK,
+            read_block: READ_BLOCK,
             toc: None,
             standard_conforming_strings: true,
         }
@@ -150,21 +152,33 @@ impl<R: Read> DumpLexer<R> {
             // Whitespace between statements need not be kept.
             self.discard(self.scanner.pos);
         }
+        // Fill the whole block: zeroing it costs as much as a copy, so do it once per byte.
         let old = self.buf.len();
-        self.buf.resize(old + READ_BLOCK, 0);
-        let read = loop {
-            match self.reader.read(&mut self.buf[old..]) {
-                Ok(n) => break n,
+        self.buf.resize(old + self.read_block, 0);
+        let mut filled = old;
+        while filled < self.buf.len() {
+            match self.reader.read(&mut self.buf[filled..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    break;
+                }
+                Ok(n) => filled += n,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => {
-                    self.buf.truncate(old);
+                    self.buf.truncate(filled);
                     return Err(LexError::new(self.scanner.line, LexErrorKind::Io(err)));
                 }
             }
-        };
-        self.buf.truncate(old + read);
-        self.eof = read == 0;
+        }
+        self.buf.truncate(filled);
         Ok(())
+    }
+
+    /// Reads the source in blocks of `bytes`, so tests can split constructs across reads.
+    #[cfg(test)]
+    pub(super) fn with_read_block(mut self, bytes: usize) -> Self {
+        self.read_block = bytes.max(1);
+        self
     }
 
     /// Drops the first `n` bytes of the buffer.
@@ -175,9 +189,9 @@ impl<R: Read> DumpLexer<R> {
 
     /// Hands out the statement ending with the `;` at the scanner's position.
     fn statement_end(&mut self) -> Result<Item, LexError> {
-        let end = self.scanner.pos + 1;
-        let segment = self.buf.split_to(end);
-        self.scanner.consumed(end);
+        self.scanner.pos += 1;
+        let segment = self.buf.split_to(self.scanner.pos);
+        self.scanner.consumed(segment.len());
         let statement = self.take_statement(segment);
 
         match classify(&statement.sql, self.standard_conforming_strings) {
@@ -240,12 +254,10 @@ impl<R: Read> DumpLexer<R> {
 
     /// Drops the buffer up to and including the line end at `line_end`.
     fn discard_line(&mut self, line_end: usize) {
-        if line_end < self.buf.len() {
-            self.discard(line_end + 1);
-            self.scanner.line += 1;
-        } else {
-            self.discard(line_end);
-        }
+        let newline = line_end < self.buf.len();
+        self.scanner.pos = line_end + usize::from(newline);
+        self.discard(self.scanner.pos);
+        self.scanner.line += u64::from(newline);
     }
 
     /// Hands out the meta-command whose backslash is at the scanner's position.

@@ -12,6 +12,8 @@ mod copy;
 mod error;
 mod lexer;
 mod scan;
+#[cfg(test)]
+mod tests;
 mod toc;
 
 use std::sync::Arc;

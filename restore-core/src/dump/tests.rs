@@ -1,0 +1,277 @@
+//! Whole-dump tests, and the helpers the per-file tests share.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::time::Instant;
+
+use flate2::read::GzDecoder;
+
+use super::{DumpLexer, Item, LexError};
+
+/// Read sizes every lexing test is repeated with, so constructs are split across reads.
+const SMALL_READS: [usize; 4] = [1, 2, 3, 7];
+
+/// Lexes `input`, checks that tiny reads give the same items, and returns them.
+pub(super) fn items(input: &[u8]) -> Vec<Item> {
+    let whole = lex(input, None).unwrap_or_else(|err| panic!("lexing failed: {err}"));
+    for read in SMALL_READS {
+        let small = lex(input, Some(read)).unwrap_or_else(|err| panic!("lexing failed: {err}"));
+        assert_eq!(small, whole, "items differ with reads of {read} bytes");
+    }
+    whole
+}
+
+/// Lexes `input`, which must fail, checks tiny reads fail alike, and returns the error.
+pub(super) fn error(input: &[u8]) -> LexError {
+    let Err(whole) = lex(input, None) else {
+        panic!("lexing succeeded")
+    };
+    for read in SMALL_READS {
+        let Err(small) = lex(input, Some(read)) else {
+            panic!("lexing succeeded")
+        };
+        assert_eq!(small.to_string(), whole.to_string());
+    }
+    whole
+}
+
+fn lex(input: &[u8], read_block: Option<usize>) -> Result<Vec<Item>, LexError> {
+    let mut lexer = DumpLexer::new(input);
+    if let Some(bytes) = read_block {
+        lexer = lexer.with_read_block(bytes);
+    }
+    lexer.collect()
+}
+
+/// The SQL of the statements (and COPY statements) among `items`, as text.
+pub(super) fn statements(items: &[Item]) -> Vec<String> {
+    items
+        .iter()
+        .filter_map(|item| match item {
+            Item::Statement(s) | Item::CopyStart(s) => Some(String::from_utf8_lossy(&s.sql).into()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// All COPY rows among `items`, concatenated.
+pub(super) fn copy_rows(items: &[Item]) -> Vec<u8> {
+    let mut rows = Vec::new();
+    for item in items {
+        if let Item::CopyData(data) = item {
+            rows.extend_from_slice(data);
+        }
+    }
+    rows
+}
+
+/// A one-letter outline of `items`: S statement, C copy start, D data, E copy end, M meta.
+pub(super) fn outline(items: &[Item]) -> String {
+    let letter = |item: &Item| match item {
+        Item::Statement(_) => 'S',
+        Item::CopyStart(_) => 'C',
+        Item::CopyData(_) => 'D',
+        Item::CopyEnd { .. } => 'E',
+        Item::Meta(_) => 'M',
+    };
+    items.iter().map(letter).collect()
+}
+
+const FRAGMENT: &str = r#"--
+-- PostgreSQL database dump
+--
+
+\restrict Zq9fKx3
+
+SET statement_timeout = 0;
+SET client_encoding = 'UTF8';
+SET standard_conforming_strings = on;
+SELECT pg_catalog.set_config('search_path', '', false);
+
+--
+-- Name: last_updated(); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.last_updated() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $_$
+BEGIN
+    NEW.last_update = CURRENT_TIMESTAMP; -- not the end
+    RETURN NEW;
+END $_$;
+
+--
+-- Name: actor; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.actor (
+    actor_id integer NOT NULL,
+    first_name text NOT NULL
+);
+
+--
+-- Data for Name: actor; Type: TABLE DATA; Schema: public; Owner: postgres
+--
+
+COPY public.actor (actor_id, first_name) FROM stdin;
+1	PENELOPE
+2	\N
+3	back\\slash; DROP TABLE x;
+\.
+
+--
+-- Name: actor_actor_id_seq; Type: SEQUENCE SET; Schema: public; Owner: postgres
+--
+
+SELECT pg_catalog.setval('public.actor_actor_id_seq', 3, true);
+
+--
+-- Name: actor actor_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.actor
+    ADD CONSTRAINT actor_pkey PRIMARY KEY (actor_id);
+
+--
+-- PostgreSQL database dump complete
+--
+
+\unrestrict Zq9fKx3
+"#;
+
+#[test]
+fn realistic_dump_fragment_yields_every_item_in_order() {
+    let items = items(FRAGMENT.as_bytes());
+
+    assert_eq!(outline(&items), "MSSSSSSCDESSM");
+    let sql = statements(&items);
+    assert_eq!(sql[0], "SET statement_timeout = 0;");
+    assert!(sql[4].starts_with("CREATE FUNCTION public.last_updated()"));
+    assert!(sql[4].ends_with("END $_$;"));
+    assert!(sql[5].ends_with("first_name text NOT NULL\n);"));
+    assert_eq!(
+        sql[6],
+        "COPY public.actor (actor_id, first_name) FROM stdin;"
+    );
+    assert_eq!(
+        sql[7],
+        "SELECT pg_catalog.setval('public.actor_actor_id_seq', 3, true);"
+    );
+    assert!(sql[8].starts_with("ALTER TABLE ONLY public.actor\n    ADD CONSTRAINT actor_pkey"));
+    assert_eq!(
+        copy_rows(&items),
+        b"1\tPENELOPE\n2\t\\N\n3\tback\\\\slash; DROP TABLE x;\n"
+    );
+
+    let Item::Meta(restrict) = &items[0] else {
+        panic!("not a meta-command")
+    };
+    assert_eq!(
+        (restrict.name.as_str(), &restrict.args[..]),
+        ("restrict", &b"Zq9fKx3"[..])
+    );
+    assert_eq!(restrict.line, 5);
+    let Item::CopyEnd { rows, line } = items[9] else {
+        panic!("not a COPY end")
+    };
+    assert_eq!((rows, line), (3, 41));
+    let Item::Statement(constraint) = &items[11] else {
+        panic!("not a statement")
+    };
+    let toc = constraint.toc.as_deref().expect("a header");
+    assert_eq!(
+        (toc.name.as_str(), toc.kind.as_str()),
+        ("actor actor_pkey", "CONSTRAINT")
+    );
+    assert_eq!(constraint.line, 53);
+}
+
+fn fixture(name: &str) -> Option<Vec<u8>> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/real");
+    let path = Path::new(dir).join(name);
+    let Ok(file) = File::open(&path) else {
+        eprintln!("skipping: fixture {} is absent", path.display());
+        return None;
+    };
+    let mut dump = Vec::new();
+    GzDecoder::new(file)
+        .read_to_end(&mut dump)
+        .expect("fixture decompresses");
+    Some(dump)
+}
+
+#[test]
+fn pagila_data_copy_blocks_and_rows_are_all_found() {
+    let Some(dump) = fixture("pagila-data.sql.gz") else {
+        return;
+    };
+    let items: Vec<Item> = DumpLexer::new(&dump[..])
+        .collect::<Result<_, _>>()
+        .expect("lexes");
+
+    // `zcat pagila-data.sql.gz | grep -c '^COPY '` says 15; awk counted the rows per block.
+    let copies = items
+        .iter()
+        .filter(|item| matches!(item, Item::CopyStart(_)))
+        .count();
+    assert_eq!(copies, 15);
+    let rows: u64 = items
+        .iter()
+        .map(|item| {
+            if let Item::CopyEnd { rows, .. } = item {
+                *rows
+            } else {
+                0
+            }
+        })
+        .sum();
+    assert_eq!(rows, 46273);
+    let rental = items
+        .iter()
+        .position(|item| matches!(item, Item::CopyStart(s) if s.sql.starts_with(b"COPY rental ")));
+    let rental_end = items[rental.expect("a rental COPY")..]
+        .iter()
+        .find_map(|item| {
+            if let Item::CopyEnd { rows, .. } = item {
+                Some(*rows)
+            } else {
+                None
+            }
+        });
+    assert_eq!(rental_end, Some(16044));
+    // Outside comments and rows, 22 lines end with `;`: 9 SETs and 13 setval calls.
+    assert_eq!(
+        items
+            .iter()
+            .filter(|item| matches!(item, Item::Statement(_)))
+            .count(),
+        22
+    );
+}
+
+#[test]
+#[ignore = "measures throughput; run with --release --ignored --nocapture"]
+fn copy_and_statement_throughput() {
+    let row = b"12345\tsome text of a row\t2020-02-15 09:34:33\t\\N\t3.14159\n";
+    let mut copy = b"COPY t (a, b, c, d, e) FROM stdin;\n".to_vec();
+    while copy.len() < 512 << 20 {
+        copy.extend_from_slice(row);
+    }
+    copy.extend_from_slice(b"\\.\n");
+    let statement = b"INSERT INTO t VALUES (1, 'text; with semicolon', $$body$$, \"col\"); -- c\n";
+    let mut statements = Vec::new();
+    while statements.len() < 128 << 20 {
+        statements.extend_from_slice(statement);
+    }
+
+    for (what, input) in [("COPY data", &copy), ("statements", &statements)] {
+        let start = Instant::now();
+        let count = DumpLexer::new(&input[..])
+            .map(|item| item.expect("lexes"))
+            .count();
+        let seconds = start.elapsed().as_secs_f64();
+        let rate = input.len() as f64 / seconds / 1e6;
+        eprintln!("{what}: {count} items, {rate:.0} MB/s");
+    }
+}
