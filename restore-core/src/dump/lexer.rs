@@ -13,6 +13,7 @@ use memchr::memchr;
 
 use super::classify::{classify, StatementKind};
 use super::copy::{chunk_cut, CopyBlock};
+use super::meta::split_meta_command;
 use super::scan::{count_newlines, Mode, Scanner, Stop};
 use super::{Construct, Item, LexErrorKind, MetaCommand, Statement, TocEntry};
 
@@ -266,15 +267,7 @@ impl<R: Read> DumpLexer<R> {
         let start = self.scanner.pos;
         let text = &self.buf[start + 1..line_end];
 
-        let name_len = match text.first() {
-            Some(b'!') => 1,
-            _ => text
-                .iter()
-                .take_while(|b| !b.is_ascii_whitespace() && **b != b'\\')
-                .count(),
-        };
-        let name = String::from_utf8_lossy(&text[..name_len]).into_owned();
-        let args = bytes::Bytes::copy_from_slice(text[name_len..].trim_ascii());
+        let (name, args) = split_meta_command(text);
         let meta = MetaCommand {
             name,
             args,

@@ -11,6 +11,7 @@ mod classify;
 mod copy;
 mod error;
 mod lexer;
+mod meta;
 mod scan;
 #[cfg(test)]
 mod tests;
