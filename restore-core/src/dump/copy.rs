@@ -104,3 +104,127 @@ pub(super) fn chunk_cut(rows: &[u8], chunk: usize) -> usize {
         None => memchr(b'\n', &rows[chunk..]).map_or(rows.len(), |offset| chunk + offset + 1),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::dump::tests::{copy_rows, error, items, outline};
+    use crate::dump::{DumpLexer, Item, LexErrorKind};
+
+    /// A dump holding one COPY block with `rows`, then a statement.
+    fn copy_block(rows: &str) -> Vec<Item> {
+        items(format!("COPY t (a) FROM stdin;\n{rows}\\.\nSELECT 1;\n").as_bytes())
+    }
+
+    fn end(items: &[Item]) -> (u64, u64) {
+        let end = items.iter().find_map(|item| match item {
+            Item::CopyEnd { rows, line } => Some((*rows, *line)),
+            _ => None,
+        });
+        end.expect("a COPY end")
+    }
+
+    #[test]
+    fn copy_block_yields_start_rows_and_end() {
+        let items = copy_block("1\tx\n2\t\\N\n");
+        assert_eq!(outline(&items), "CDES");
+        assert_eq!(copy_rows(&items), b"1\tx\n2\t\\N\n");
+        assert_eq!(end(&items), (2, 4));
+    }
+
+    #[test]
+    fn copy_row_ending_in_dot_is_data() {
+        let items = copy_block("ends with a dot.\n.\n");
+        assert_eq!(copy_rows(&items), b"ends with a dot.\n.\n");
+        assert_eq!(end(&items).0, 2);
+    }
+
+    #[test]
+    fn copy_row_holding_escaped_backslash_dot_is_data() {
+        let items = copy_block("\\\\.\n");
+        assert_eq!(copy_rows(&items), b"\\\\.\n");
+    }
+
+    #[test]
+    fn copy_row_containing_backslash_dot_is_data() {
+        let items = copy_block("a\\.b\n\\.x\nx\\.\n\\. \n");
+        assert_eq!(copy_rows(&items), b"a\\.b\n\\.x\nx\\.\n\\. \n");
+        assert_eq!(end(&items).0, 4);
+    }
+
+    #[test]
+    fn copy_rows_are_never_parsed_as_sql() {
+        let items = copy_block("'open\n$$\n/* x\n\\connect other\n;\n");
+        assert_eq!(outline(&items), "CDES");
+        assert_eq!(end(&items).0, 5);
+    }
+
+    #[test]
+    fn copy_terminator_may_lack_its_final_newline() {
+        let items = items(b"COPY t FROM stdin;\n1\n\\.");
+        assert_eq!(outline(&items), "CDE");
+        assert_eq!(end(&items), (1, 3));
+    }
+
+    #[test]
+    fn empty_copy_block_has_no_data() {
+        let items = items(b"COPY t FROM stdin;\n\\.\n");
+        assert_eq!(outline(&items), "CE");
+        assert_eq!(end(&items), (0, 2));
+    }
+
+    #[test]
+    fn truncated_copy_block_names_its_start_line() {
+        for input in [
+            "SELECT 1;\n\nCOPY t FROM stdin;\n1\n2\n",
+            "\n\nCOPY t FROM stdin;\n1\n\\",
+        ] {
+            let err = error(input.as_bytes());
+            assert!(matches!(err.kind(), LexErrorKind::TruncatedCopy));
+            assert_eq!(err.line(), 3);
+            assert_eq!(
+                err.to_string(),
+                "dump ends inside the COPY block started at line 3 (no \\. terminator): the file \
+                 is truncated"
+            );
+        }
+    }
+
+    #[test]
+    fn copy_data_is_cut_into_chunks_of_whole_rows() {
+        let input = b"COPY t FROM stdin;\n1234\n5678\n9\n\\.\n";
+        let lexer = DumpLexer::new(&input[..]).with_copy_chunk_size(8);
+        let items: Vec<Item> = lexer.collect::<Result<_, _>>().expect("lexes");
+        let chunks: Vec<&[u8]> = items
+            .iter()
+            .filter_map(|item| {
+                if let Item::CopyData(data) = item {
+                    Some(&data[..])
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert_eq!(chunks, [&b"1234\n"[..], b"5678\n9\n"]);
+        assert_eq!(end(&items), (3, 5));
+    }
+
+    #[test]
+    fn copy_row_longer_than_a_chunk_is_handed_out_whole() {
+        let input = b"COPY t FROM stdin;\nabcdefghij\nk\n\\.\n";
+        let lexer = DumpLexer::new(&input[..]).with_copy_chunk_size(4);
+        let items: Vec<Item> = lexer.collect::<Result<_, _>>().expect("lexes");
+        assert_eq!(outline(&items), "CDDE");
+        assert_eq!(
+            items[1],
+            Item::CopyData(bytes::Bytes::from_static(b"abcdefghij\n"))
+        );
+    }
+
+    #[test]
+    fn text_after_copy_statement_on_its_line_is_an_error() {
+        let err = error(b"COPY t FROM stdin; SELECT 1;\n\\.\n");
+        assert!(matches!(err.kind(), LexErrorKind::TextAfterCopyStatement));
+        let ok = items(b"COPY t FROM stdin; -- rows follow\n\\.\n");
+        assert_eq!(outline(&ok), "CE");
+    }
+}
