@@ -349,3 +349,116 @@ pub(super) fn dollar_delimiter(buf: &[u8], at: usize, eof: bool) -> Delimiter {
         None => Delimiter::Undecided,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::dump::tests::{items, statements};
+
+    fn sql(input: &str) -> Vec<String> {
+        statements(&items(input.as_bytes()))
+    }
+
+    #[test]
+    fn semicolon_ends_a_statement() {
+        assert_eq!(sql("SELECT 1; SELECT 2;"), ["SELECT 1;", "SELECT 2;"]);
+    }
+
+    #[test]
+    fn semicolon_in_doubled_quote_string_does_not_end_statement() {
+        assert_eq!(
+            sql("SELECT 'a;''b;'; SELECT 2;"),
+            ["SELECT 'a;''b;';", "SELECT 2;"]
+        );
+    }
+
+    #[test]
+    fn quoted_identifier_may_hold_semicolon_comments_and_quotes() {
+        let input = "SELECT 1 AS \"a;--/*'\"\"\"; SELECT 2;";
+        assert_eq!(sql(input), ["SELECT 1 AS \"a;--/*'\"\"\";", "SELECT 2;"]);
+    }
+
+    #[test]
+    fn semicolon_in_line_comment_does_not_end_statement() {
+        assert_eq!(
+            sql("SELECT 1 -- ; not yet\n;"),
+            ["SELECT 1 -- ; not yet\n;"]
+        );
+    }
+
+    #[test]
+    fn block_comments_nest() {
+        assert_eq!(sql("SELECT /* a /* ; */ ; */ 1; SELECT 2;").len(), 2);
+    }
+
+    #[test]
+    fn dollar_quotes_take_any_tag() {
+        for tag in ["", "_", "_X", "body", "été"] {
+            let input = format!("SELECT ${tag}$ ; ' \" -- ${tag}$; SELECT 2;");
+            assert_eq!(sql(&input).len(), 2, "tag {tag:?}");
+        }
+    }
+
+    #[test]
+    fn dollar_quote_closes_only_on_its_own_tag() {
+        let input = "SELECT $a$ ; $b$ ; $$ ; $a$; SELECT 2;";
+        assert_eq!(sql(input), ["SELECT $a$ ; $b$ ; $$ ; $a$;", "SELECT 2;"]);
+    }
+
+    #[test]
+    fn dollar_inside_identifier_is_not_a_quote() {
+        assert_eq!(sql("SELECT a$b$c; SELECT 2;").len(), 2);
+    }
+
+    #[test]
+    fn positional_parameter_is_not_a_quote() {
+        assert_eq!(sql("SELECT f($1$2); SELECT 2;").len(), 2);
+    }
+
+    #[test]
+    fn escape_string_backslash_escapes_the_quote() {
+        let input = "SELECT E'it\\'s; \\\\', e'\\';'; SELECT 2;";
+        assert_eq!(
+            sql(input),
+            ["SELECT E'it\\'s; \\\\', e'\\';';", "SELECT 2;"]
+        );
+    }
+
+    #[test]
+    fn plain_string_backslash_is_literal_when_conforming() {
+        assert_eq!(
+            sql("SELECT 'a\\'; SELECT 'b';"),
+            ["SELECT 'a\\';", "SELECT 'b';"]
+        );
+    }
+
+    #[test]
+    fn identifier_ending_in_e_does_not_make_an_escape_string() {
+        // `type'…'` is a typed literal, not `E'…'`: the backslash stays literal.
+        assert_eq!(sql("SELECT type'a\\'; SELECT 2;").len(), 2);
+    }
+
+    #[test]
+    fn unicode_bit_and_hex_strings_never_take_backslash_escapes() {
+        let off = "SET standard_conforming_strings = off;\n";
+        for literal in ["U&'\\'", "u&'\\'", "B'\\'", "X'\\'"] {
+            let input = format!("{off}SELECT {literal}; SELECT 2;");
+            assert_eq!(sql(&input).len(), 3, "literal {literal}");
+        }
+    }
+
+    #[test]
+    fn unicode_quoted_identifier_may_hold_semicolon() {
+        assert_eq!(
+            sql("SELECT U&\"a;b\"; SELECT 2;"),
+            ["SELECT U&\"a;b\";", "SELECT 2;"]
+        );
+    }
+
+    #[test]
+    fn national_string_may_hold_semicolon() {
+        assert_eq!(
+            sql("SELECT N'a;b'; SELECT 2;"),
+            ["SELECT N'a;b';", "SELECT 2;"]
+        );
+    }
+}
