@@ -255,3 +255,76 @@ fn block_comment_len(rest: &[u8]) -> usize {
     }
     rest.len()
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::dump::tests::{items, outline, statements};
+    use crate::dump::DumpLexer;
+
+    fn conforming_after(input: &str) -> bool {
+        let mut lexer = DumpLexer::new(input.as_bytes());
+        while lexer.next_item().expect("lexes").is_some() {}
+        lexer.standard_conforming_strings()
+    }
+
+    #[test]
+    fn copy_from_stdin_is_recognised_in_any_case() {
+        assert_eq!(
+            outline(&items(b"copy t from STDIN;\n1\n\\.\nSELECT 1;")),
+            "CDES"
+        );
+    }
+
+    #[test]
+    fn copy_with_comments_newlines_and_quoted_names_is_recognised() {
+        let input =
+            "COPY /* c */ \"from\" (\"to\", b)\n-- x\nFrom\n  stdin WITH (FORMAT csv);\n1,2\n\\.\n";
+        assert_eq!(outline(&items(input.as_bytes())), "CDE");
+    }
+
+    #[test]
+    fn copy_to_stdout_and_from_file_are_plain_statements() {
+        let input =
+            "COPY t TO stdout;\nCOPY t FROM '/tmp/x';\nCOPY (SELECT * FROM stdin) TO stdout;\n";
+        assert_eq!(outline(&items(input.as_bytes())), "SSS");
+    }
+
+    #[test]
+    fn conforming_strings_off_makes_plain_backslash_escape() {
+        let input = "SET standard_conforming_strings = off;\nSELECT 'a\\'; b';\n";
+        assert_eq!(statements(&items(input.as_bytes()))[1], "SELECT 'a\\'; b';");
+    }
+
+    #[test]
+    fn conforming_strings_default_to_on() {
+        assert!(conforming_after("SELECT 1;"));
+    }
+
+    #[test]
+    fn set_session_to_quoted_value_changes_conforming_strings() {
+        assert!(!conforming_after(
+            "SET SESSION standard_conforming_strings TO 'off';"
+        ));
+        assert!(!conforming_after(
+            "set Standard_Conforming_Strings = false;"
+        ));
+        assert!(conforming_after(
+            "SET standard_conforming_strings = off; SET standard_conforming_strings = 'on';"
+        ));
+    }
+
+    #[test]
+    fn set_config_changes_conforming_strings() {
+        let input = "SELECT pg_catalog.set_config('standard_conforming_strings', 'off', false);";
+        assert!(!conforming_after(input));
+        assert!(conforming_after(
+            "SELECT pg_catalog.set_config('search_path', 'off', false);"
+        ));
+    }
+
+    #[test]
+    fn reset_restores_conforming_strings() {
+        let input = "SET standard_conforming_strings = off;\nRESET standard_conforming_strings;";
+        assert!(conforming_after(input));
+    }
+}

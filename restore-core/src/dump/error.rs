@@ -99,3 +99,90 @@ impl error::Error for LexError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{self, Read};
+
+    use super::*;
+    use crate::dump::tests::error;
+    use crate::dump::DumpLexer;
+
+    fn unterminated(input: &str) -> (Construct, u64, String) {
+        let err = error(input.as_bytes());
+        let LexErrorKind::Unterminated(construct) = err.kind() else {
+            panic!("{err}")
+        };
+        (*construct, err.line(), err.to_string())
+    }
+
+    #[test]
+    fn unterminated_dollar_quote_names_the_line_it_began() {
+        let (construct, line, message) =
+            unterminated("SELECT 1;\n\nCREATE FUNCTION f() AS $body$\nx;\n");
+        assert_eq!((construct, line), (Construct::DollarQuotedString, 3));
+        assert_eq!(
+            message,
+            "unterminated dollar-quoted string starting at line 3"
+        );
+    }
+
+    #[test]
+    fn unterminated_string_names_the_line_it_began() {
+        assert_eq!(unterminated("SELECT\n'a;\n\n").0, Construct::String);
+        assert_eq!(unterminated("SELECT\n'a;\n\n").1, 2);
+    }
+
+    #[test]
+    fn unterminated_quoted_identifier_names_the_line_it_began() {
+        assert_eq!(unterminated("\nSELECT \"a;\n").1, 2);
+        assert_eq!(
+            unterminated("\nSELECT \"a;\n").0,
+            Construct::QuotedIdentifier
+        );
+    }
+
+    #[test]
+    fn unterminated_block_comment_names_the_line_it_began() {
+        let (construct, line, _) = unterminated("SELECT 1;\n/* a /* b */\n");
+        assert_eq!((construct, line), (Construct::BlockComment, 2));
+    }
+
+    #[derive(Debug)]
+    struct Corrupt;
+
+    impl fmt::Display for Corrupt {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("corrupt block")
+        }
+    }
+
+    impl error::Error for Corrupt {}
+
+    /// Yields its bytes, then fails with a [`Corrupt`] error.
+    struct FailingReader(&'static [u8]);
+
+    impl Read for FailingReader {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, Corrupt));
+            }
+            self.0.read(out)
+        }
+    }
+
+    #[test]
+    fn read_failure_keeps_the_readers_error() {
+        let mut lexer = DumpLexer::new(FailingReader(b"SELECT 1;\nSELECT"));
+        let Err(err) = lexer.by_ref().collect::<Result<Vec<_>, _>>() else {
+            panic!("no error")
+        };
+        let LexErrorKind::Io(io_err) = err.kind() else {
+            panic!("not an I/O error: {err}")
+        };
+        assert!(io_err.get_ref().is_some_and(|inner| inner.is::<Corrupt>()));
+        assert!(error::Error::source(&err).is_some());
+        assert_eq!(err.line(), 2);
+        assert!(lexer.next().is_none(), "nothing follows an error");
+    }
+}

@@ -40,6 +40,8 @@ pub struct DumpLexer<R: Read> {
     reader: R,
     buf: BytesMut,
     eof: bool,
+    /// A read failure met after some bytes of a block, reported once those are lexed.
+    read_error: Option<io::Error>,
     started: bool,
     finished: bool,
     scanner: Scanner,
@@ -61,6 +63,7 @@ impl<R: Read> DumpLexer<R> {
             reader,
             buf: BytesMut::new(),
             eof: false,
+            read_error: None,
             started: false,
             finished: false,
             scanner: Scanner::new(),
@@ -154,6 +157,9 @@ impl<R: Read> DumpLexer<R> {
             self.discard(self.scanner.pos);
         }
         // Fill the whole block: zeroing it costs as much as a copy, so do it once per byte.
+        if let Some(err) = self.read_error.take() {
+            return Err(LexError::new(self.scanner.line, LexErrorKind::Io(err)));
+        }
         let old = self.buf.len();
         self.buf.resize(old + self.read_block, 0);
         let mut filled = old;
@@ -165,8 +171,13 @@ impl<R: Read> DumpLexer<R> {
                 }
                 Ok(n) => filled += n,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) if filled > old => {
+                    // Lex what was read first; the error stops the next read.
+                    self.read_error = Some(err);
+                    break;
+                }
                 Err(err) => {
-                    self.buf.truncate(filled);
+                    self.buf.truncate(old);
                     return Err(LexError::new(self.scanner.line, LexErrorKind::Io(err)));
                 }
             }
