@@ -133,3 +133,50 @@ mod tests {
         assert_eq!(TocEntry::parse(b"-- Name: incomplete", 1), None);
     }
 }
+
+#[cfg(test)]
+mod lexer_tests {
+    use crate::dump::tests::items;
+    use crate::dump::Item;
+
+    /// The TOC name attached to each item, `-` where none is.
+    fn toc_names(input: &str) -> Vec<String> {
+        let name = |item: &Item| {
+            let toc = match item {
+                Item::Statement(s) | Item::CopyStart(s) => s.toc.clone(),
+                Item::Meta(meta) => meta.toc.clone(),
+                _ => return None,
+            };
+            Some(toc.map_or("-".to_owned(), |entry| entry.name.clone()))
+        };
+        items(input.as_bytes()).iter().filter_map(name).collect()
+    }
+
+    #[test]
+    fn items_carry_the_latest_toc_header() {
+        let input = "SELECT 0;\n\
+            --\n-- Name: a; Type: TABLE; Schema: public; Owner: me\n--\n\nCREATE TABLE a ();\n\
+            -- Data for Name: b; Type: TABLE DATA; Schema: public; Owner: me\n\
+            COPY b FROM stdin;\n\\.\n\\connect x\n";
+        assert_eq!(toc_names(input), ["-", "a", "b", "b"]);
+    }
+
+    #[test]
+    fn toc_header_lookalikes_in_strings_rows_and_statements_are_ignored() {
+        let fake = "-- Name: fake; Type: TABLE; Schema: s; Owner: o";
+        let input = format!(
+            "-- Name: a; Type: TABLE; Schema: public; Owner: me\n\
+             SELECT '\n{fake}\n';\nCOPY t FROM stdin;\n{fake}\n\\.\nSELECT 1\n{fake}\n;\nSELECT 2;"
+        );
+        assert_eq!(toc_names(&input), ["a", "a", "a", "a"]);
+    }
+
+    #[test]
+    fn toc_header_records_its_line() {
+        let items = items(b"\n-- Name: a; Type: TABLE; Schema: public; Owner: me\nSELECT 1;");
+        let Item::Statement(statement) = &items[0] else {
+            panic!("not a statement")
+        };
+        assert_eq!(statement.toc.as_ref().map(|entry| entry.line), Some(2));
+    }
+}
