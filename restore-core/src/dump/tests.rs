@@ -187,6 +187,83 @@ fn realistic_dump_fragment_yields_every_item_in_order() {
     assert_eq!(constraint.line, 53);
 }
 
+#[test]
+fn byte_order_mark_at_start_is_skipped() {
+    let items = items("\u{FEFF}SELECT 1;".as_bytes());
+    assert_eq!(statements(&items), ["SELECT 1;"]);
+}
+
+#[test]
+fn crlf_dump_gives_the_items_of_its_lf_twin() {
+    let lf = items(FRAGMENT.as_bytes());
+    let crlf = items(FRAGMENT.replace('\n', "\r\n").as_bytes());
+
+    assert_eq!(outline(&crlf), outline(&lf));
+    let lines = |items: &[Item]| -> Vec<u64> {
+        let line = |item: &Item| match item {
+            Item::Statement(s) | Item::CopyStart(s) => s.line,
+            Item::Meta(meta) => meta.line,
+            Item::CopyEnd { line, .. } => *line,
+            Item::CopyData(_) => 0,
+        };
+        items.iter().map(line).collect()
+    };
+    assert_eq!(lines(&crlf), lines(&lf));
+    let unix: Vec<String> = statements(&crlf)
+        .iter()
+        .map(|s| s.replace("\r\n", "\n"))
+        .collect();
+    assert_eq!(unix, statements(&lf));
+    assert_eq!(
+        copy_rows(&crlf),
+        b"1\tPENELOPE\r\n2\t\\N\r\n3\tback\\\\slash; DROP TABLE x;\r\n"
+    );
+    let Item::Meta(restrict) = &crlf[0] else {
+        panic!("not a meta-command")
+    };
+    assert_eq!(&restrict.args[..], b"Zq9fKx3");
+}
+
+#[test]
+fn statement_starts_at_its_first_significant_character() {
+    let items = items(b"  \n-- note\n/* block */\n  SELECT 1 /* kept */;");
+    assert_eq!(statements(&items), ["SELECT 1 /* kept */;"]);
+    let Item::Statement(statement) = &items[0] else {
+        panic!("not a statement")
+    };
+    assert_eq!(statement.line, 4);
+}
+
+#[test]
+fn final_statement_without_semicolon_is_emitted() {
+    let items = items(b"SELECT 1;\nSELECT\n2\n\n");
+    assert_eq!(statements(&items), ["SELECT 1;", "SELECT\n2"]);
+}
+
+#[test]
+fn whitespace_and_comments_at_the_end_emit_nothing() {
+    let items = items(b"SELECT 1;\n -- the end\n/* really */\n\n-- no newline");
+    assert_eq!(outline(&items), "S");
+}
+
+#[test]
+fn long_statement_line_and_huge_copy_row_pass_whole() {
+    let long_value = "x".repeat(300 << 10);
+    let huge_row = "y".repeat(20 << 20);
+    let input = format!(
+        "INSERT INTO t VALUES ('{long_value}');\nCOPY t FROM stdin;\n{huge_row}\n\\.\nSELECT 1;\n"
+    );
+
+    let items: Vec<Item> = DumpLexer::new(input.as_bytes())
+        .collect::<Result<_, _>>()
+        .expect("lexes");
+
+    assert_eq!(outline(&items), "SCDES");
+    assert_eq!(statements(&items)[0].len(), long_value.len() + 26);
+    assert_eq!(copy_rows(&items).len(), huge_row.len() + 1);
+    assert_eq!(items[3], Item::CopyEnd { rows: 1, line: 4 });
+}
+
 fn fixture(name: &str) -> Option<Vec<u8>> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/real");
     let path = Path::new(dir).join(name);
@@ -267,9 +344,11 @@ fn copy_and_statement_throughput() {
 
     for (what, input) in [("COPY data", &copy), ("statements", &statements)] {
         let start = Instant::now();
-        let count = DumpLexer::new(&input[..])
-            .map(|item| item.expect("lexes"))
-            .count();
+        let mut count = 0;
+        for item in DumpLexer::new(&input[..]) {
+            item.expect("lexes");
+            count += 1;
+        }
         let seconds = start.elapsed().as_secs_f64();
         let rate = input.len() as f64 / seconds / 1e6;
         eprintln!("{what}: {count} items, {rate:.0} MB/s");
