@@ -112,6 +112,15 @@ impl Scanner {
         conforming: bool,
     ) -> Option<Stop> {
         while self.pos < buf.len() {
+            if in_statement {
+                // Skip the run of bytes with no meaning to the scanner in one go.
+                let rest = &buf[self.pos..];
+                let run = rest.iter().position(|&b| SPECIAL[usize::from(b)]);
+                self.pos += run.unwrap_or(rest.len());
+                if self.pos == buf.len() {
+                    break;
+                }
+            }
             let byte = buf[self.pos];
             let next = buf.get(self.pos + 1).copied();
             let undecided = next.is_none() && !eof;
@@ -152,12 +161,7 @@ impl Scanner {
                     }
                     Delimiter::None => self.pos += 1,
                 },
-                _ => {
-                    // Skip the run of bytes with no meaning to the scanner in one go.
-                    let rest = &buf[self.pos + 1..];
-                    let run = rest.iter().position(|&b| SPECIAL[usize::from(b)]);
-                    self.pos += 1 + run.unwrap_or(rest.len());
-                }
+                _ => self.pos += 1,
             }
         }
         Some(Stop::NeedMore)

@@ -328,6 +328,29 @@ fn pagila_data_copy_blocks_and_rows_are_all_found() {
 }
 
 #[test]
+fn pagila_schema_splits_into_its_statements() {
+    let Some(dump) = fixture("pagila-schema.sql.gz") else {
+        return;
+    };
+    let items: Vec<Item> = DumpLexer::new(&dump[..])
+        .collect::<Result<_, _>>()
+        .expect("lexes");
+
+    // A hand-written script: no COPY blocks, no meta-commands. Each statement begins a line with
+    // its keyword (`create`, `set`), which `grep -ci` counts as 106 lines; 10 are functions
+    // whose dollar-quoted bodies hold many `;`.
+    assert_eq!(outline(&items), "S".repeat(106));
+    let sql = statements(&items);
+    assert_eq!(
+        sql.iter()
+            .filter(|s| s.starts_with("create function"))
+            .count(),
+        10
+    );
+    assert!(sql.iter().all(|s| s.ends_with(';')));
+}
+
+#[test]
 #[ignore = "measures throughput; run with --release --ignored --nocapture"]
 fn copy_and_statement_throughput() {
     let row = b"12345\tsome text of a row\t2020-02-15 09:34:33\t\\N\t3.14159\n";
