@@ -15,9 +15,7 @@ use super::classify::{classify, StatementKind};
 use super::copy::{chunk_cut, CopyBlock};
 use super::meta::split_meta_command;
 use super::scan::{count_newlines, Mode, Scanner, Stop};
-use super::{Construct, Item, LexErrorKind, MetaCommand, Statement, TocEntry};
-
-use super::LexError;
+use super::{Construct, Item, LexError, LexErrorKind, MetaCommand, Statement, TocEntry};
 
 /// How much the lexer asks its reader for at a time.
 const READ_BLOCK: usize = 1 << 20;
@@ -33,6 +31,9 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// psql runs it; the statement text before it stays pending and the statement continues after
 /// the meta-command's line, so the resulting [`Statement`] holds both parts without the
 /// meta-command. Its `line` is where the first part began.
+///
+/// A `;` standing alone between statements is handed out as a statement of its own: an empty
+/// query, which the server accepts and which does nothing.
 ///
 /// After an error the lexer yields nothing more.
 #[derive(Debug)]

@@ -2,6 +2,10 @@
 //!
 //! The lexer never runs them; it hands them to the planner, which decides what a restore may
 //! allow (`\restrict` and `\connect` are expected in a dump, `\!` never is).
+//!
+//! psql's `\copy … from stdin` reads rows from the script itself, like `COPY … FROM stdin`; the
+//! lexer does not follow it there and reads any such rows as SQL. pg_dump never writes `\copy`,
+//! so this matters only for hand-written scripts, which the planner should refuse.
 
 use bytes::Bytes;
 

@@ -365,7 +365,15 @@ fn copy_and_statement_throughput() {
         statements.extend_from_slice(statement);
     }
 
-    for (what, input) in [("COPY data", &copy), ("statements", &statements)] {
+    let schema = fixture("pagila-schema.sql.gz").unwrap_or_default();
+    let schemas = schema.repeat((256 << 20) / schema.len().max(1));
+
+    let inputs = [
+        ("COPY data", &copy),
+        ("short statements", &statements),
+        ("schema", &schemas),
+    ];
+    for (what, input) in inputs {
         let start = Instant::now();
         let mut count = 0;
         for item in DumpLexer::new(&input[..]) {
