@@ -264,6 +264,61 @@ fn long_statement_line_and_huge_copy_row_pass_whole() {
     assert_eq!(items[3], Item::CopyEnd { rows: 1, line: 4 });
 }
 
+#[test]
+fn arbitrary_input_never_panics_and_reads_split_anywhere_agree() {
+    const PIECES: [&str; 24] = [
+        ";",
+        "'",
+        "\"",
+        "$",
+        "$a$",
+        "$$",
+        "-",
+        "--",
+        "/*",
+        "*/",
+        "/",
+        "*",
+        "\\",
+        "\\.",
+        "\n",
+        "\r\n",
+        " ",
+        "E",
+        "U&",
+        "x",
+        "1",
+        "COPY t FROM stdin;\n",
+        "\u{FEFF}",
+        "SET standard_conforming_strings = off;",
+    ];
+    // A fixed xorshift sequence: the same inputs on every run.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+
+    for _ in 0..2000 {
+        let len = next() % 24;
+        let input: String = (0..len).map(|_| PIECES[(next() % 24) as usize]).collect();
+        let outcome = |read_block| match lex(input.as_bytes(), read_block) {
+            Ok(items) => format!("{items:?}"),
+            Err(err) => err.to_string(),
+        };
+        let whole = outcome(None);
+        for read in SMALL_READS {
+            assert_eq!(
+                outcome(Some(read)),
+                whole,
+                "input {input:?}, reads of {read}"
+            );
+        }
+    }
+}
+
 fn fixture(name: &str) -> Option<Vec<u8>> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/real");
     let path = Path::new(dir).join(name);
