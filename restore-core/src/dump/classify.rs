@@ -5,7 +5,7 @@
 //! `'…'` string escapes the next byte. Both are found by a small tokenizer over the complete
 //! statement, so comments, quoted identifiers and column lists cannot mislead it.
 
-use super::scan::{dollar_delimiter, is_ident_byte, string_escapes, Delimiter};
+use super::quote::{dollar_delimiter, is_ident_byte, string_escapes, Delimiter};
 
 /// What a complete statement means to the lexer.
 #[derive(Debug, PartialEq, Eq)]
