@@ -7,14 +7,23 @@
 //! file order; it knows SQL only as far as it must to find where a statement ends and never
 //! executes, interprets or rejects anything: that is the planner's job.
 
+mod classify;
+mod copy;
+mod error;
 mod lexer;
+mod meta;
+mod quote;
+mod scan;
+#[cfg(test)]
+mod tests;
 mod toc;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-pub use lexer::{DumpLexer, LexError};
+pub use error::{Construct, LexError, LexErrorKind};
+pub use lexer::DumpLexer;
 pub use toc::TocEntry;
 
 /// One unit of a dump, in file order.
