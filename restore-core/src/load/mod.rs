@@ -1,0 +1,655 @@
+//! Running a dump's items against the staging database.
+//!
+//! The loader receives items in file order. Statements run in that order on one control
+//! connection; COPY blocks are cut into batches of whole rows that the workers load
+//! concurrently, and the next statement waits for them. In post-data, runs of index and
+//! constraint builds, and then of foreign keys, are spread over the workers without two of them
+//! on one table at once. Statements that touch the database itself are aimed at the staging
+//! database, and anything reaching beyond it is refused. Setting statements are remembered and
+//! replayed on every worker.
+
+mod session;
+mod worker;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::Client;
+
+use crate::dump::{Item, MetaCommand, Statement, TocEntry};
+use crate::error::{RestoreError, Result};
+use crate::job::{OnError, Operation, Progress, StatementError};
+use crate::plan::{classify, Action, Build, PlanOptions};
+use crate::server::{describe_db_error, quote_ident, Server};
+use crate::staging;
+use session::Session;
+use worker::{CopyBlock, DbFailure, Task, WorkerHandle};
+
+/// How the loader works.
+pub(crate) struct LoadSettings {
+    pub(crate) workers: usize,
+    pub(crate) on_error: OnError,
+    pub(crate) plan: PlanOptions,
+    /// The backup's name, for messages.
+    pub(crate) source: String,
+    pub(crate) restore_id: String,
+    pub(crate) staging: String,
+}
+
+/// What the loader leaves for the finalizing step.
+#[derive(Debug, Default)]
+pub(crate) struct LoadOutcome {
+    /// `COMMENT ON DATABASE` statements of the dump, applied to the target after the swap
+    /// (the staging database's own comment marks it until then).
+    pub(crate) deferred_comments: Vec<String>,
+    /// Whether the staging database was created.
+    pub(crate) staging_created: bool,
+}
+
+/// Loads items into the staging database.
+pub(crate) struct Loader {
+    server: Server,
+    admin: Arc<Client>,
+    settings: LoadSettings,
+    progress: Arc<Progress>,
+    session: Session,
+    control: Option<Client>,
+    workers: Vec<WorkerHandle>,
+    copy_failed: Arc<AtomicBool>,
+    copy: Option<Arc<CopyBlock>>,
+    copy_worker: usize,
+    unchecked: Vec<(Arc<CopyBlock>, u64)>,
+    run: Vec<Pending>,
+    dumped_db: Option<String>,
+    dropped_db: Option<String>,
+    connected_db: Option<String>,
+    create_options: Option<String>,
+    outcome: LoadOutcome,
+}
+
+/// A post-data build waiting for its run to be scheduled.
+struct Pending {
+    sql: String,
+    build: Build,
+    line: u64,
+    object: Option<String>,
+}
+
+fn object_of(toc: Option<&TocEntry>) -> Option<String> {
+    let toc = toc?;
+    let name = match &toc.schema {
+        Some(schema) => format!("{schema}.{}", toc.name),
+        None => toc.name.clone(),
+    };
+    Some(format!("{} {name}", toc.kind))
+}
+
+/// The operation a statement belongs to, from its header when it has one.
+fn operation_of(toc: Option<&TocEntry>, build: bool) -> Operation {
+    match toc.map(|toc| toc.kind.as_str()) {
+        Some("TABLE DATA" | "SEQUENCE SET" | "BLOB" | "BLOBS" | "LARGE OBJECT" | "BLOB DATA") => {
+            Operation::RestoringData
+        }
+        Some(
+            "INDEX" | "CONSTRAINT" | "FK CONSTRAINT" | "CHECK CONSTRAINT" | "TRIGGER"
+            | "INDEX ATTACH" | "RULE" | "POLICY" | "MATERIALIZED VIEW DATA",
+        ) => Operation::BuildingIndexes,
+        _ if build => Operation::BuildingIndexes,
+        _ => Operation::RestoringSchema,
+    }
+}
+
+impl Loader {
+    pub(crate) fn new(
+        server: Server,
+        admin: Arc<Client>,
+        settings: LoadSettings,
+        progress: Arc<Progress>,
+    ) -> Self {
+        Loader {
+            server,
+            admin,
+            settings,
+            progress,
+            session: Session::default(),
+            control: None,
+            workers: Vec::new(),
+            copy_failed: Arc::new(AtomicBool::new(false)),
+            copy: None,
+            copy_worker: 0,
+            unchecked: Vec::new(),
+            run: Vec::new(),
+            dumped_db: None,
+            dropped_db: None,
+            connected_db: None,
+            create_options: None,
+            outcome: LoadOutcome::default(),
+        }
+    }
+
+    /// Runs every item, then waits for all work to finish and be checked.
+    pub(crate) async fn load(
+        mut self,
+        items: &mut mpsc::Receiver<Result<Item>>,
+    ) -> (LoadOutcome, Result<()>) {
+        let result = self.load_all(items).await;
+        self.outcome.staging_created = self.control.is_some() || self.outcome.staging_created;
+        (std::mem::take(&mut self.outcome), result)
+    }
+
+    async fn load_all(&mut self, items: &mut mpsc::Receiver<Result<Item>>) -> Result<()> {
+        while let Some(item) = items.recv().await {
+            match item? {
+                Item::Statement(stmt) => self.statement(stmt).await?,
+                Item::CopyStart(stmt) => self.begin_copy(stmt).await?,
+                Item::CopyData(rows) => self.copy_rows(rows).await?,
+                Item::CopyEnd { rows, .. } => self.end_copy(rows),
+                Item::Meta(meta) => self.meta(meta).await?,
+            }
+        }
+        self.ensure_connected().await?;
+        self.barrier().await
+    }
+
+    fn place(&self, line: u64, object: Option<&str>) -> String {
+        match object {
+            Some(object) => format!("{}, line {line} ({object})", self.settings.source),
+            None => format!("{}, line {line}", self.settings.source),
+        }
+    }
+
+    fn refuse(&self, line: u64, toc: Option<&TocEntry>, why: &str) -> RestoreError {
+        let object = object_of(toc);
+        RestoreError::failed(format!("refused, not run: {why}"))
+            .context(self.place(line, object.as_deref()))
+            .with_detail("line", line)
+            .with_detail("object", object)
+    }
+
+    /// Reports a failed statement: fails the restore, or records it under `continue`.
+    fn statement_failed(
+        &self,
+        line: u64,
+        object: Option<String>,
+        failure: DbFailure,
+    ) -> Result<()> {
+        if self.settings.on_error == OnError::Continue {
+            tracing::debug!(line, "statement failed, continuing");
+            self.progress.record_error(StatementError {
+                line,
+                object,
+                message: failure.message,
+                sqlstate: failure.sqlstate,
+            });
+            return Ok(());
+        }
+        let mut error = RestoreError::failed(failure.message)
+            .context(self.place(line, object.as_deref()))
+            .with_detail("file", self.settings.source.clone())
+            .with_detail("line", line)
+            .with_detail("object", object);
+        if let Some(code) = failure.sqlstate {
+            error = error.with_detail("sqlstate", code);
+        }
+        Err(error)
+    }
+
+    fn text(&self, stmt: &Statement) -> Result<String> {
+        self.session.text(&stmt.sql).map(|text| text.into_owned()).map_err(|why| {
+            let object = object_of(stmt.toc.as_deref());
+            RestoreError::failed(why)
+                .context(self.place(stmt.line, object.as_deref()))
+                .with_detail("line", stmt.line)
+        })
+    }
+
+    async fn statement(&mut self, stmt: Statement) -> Result<()> {
+        let toc = stmt.toc.clone();
+        match classify(&stmt, self.settings.plan) {
+            Action::Setting { name, value } => self.setting(&stmt, &name, value).await,
+            Action::Concurrent(build) => {
+                self.ensure_connected().await?;
+                if self.run.first().is_some_and(|first| !first.build.same_kind(&build)) {
+                    self.barrier().await?;
+                }
+                self.end_open_copy().await?;
+                let sql = self.text(&stmt)?;
+                let object = object_of(toc.as_deref());
+                self.run.push(Pending { sql, build, line: stmt.line, object });
+                Ok(())
+            }
+            Action::Barrier => {
+                self.ensure_connected().await?;
+                self.barrier().await?;
+                self.progress.set_operation(operation_of(toc.as_deref(), false));
+                let sql = self.text(&stmt)?;
+                self.run_on_control(&sql, stmt.line, toc.as_deref()).await
+            }
+            Action::Skip(reason) => {
+                tracing::debug!(line = stmt.line, reason, "statement skipped");
+                self.progress.count_skipped();
+                Ok(())
+            }
+            Action::Refuse(why) => Err(self.refuse(stmt.line, toc.as_deref(), &why)),
+            Action::DropDatabase { name } => {
+                if self.connected_db.is_some() || self.dropped_db.is_some() {
+                    let why = format!("drops database {name:?} in the middle of the restore");
+                    return Err(self.refuse(stmt.line, toc.as_deref(), &why));
+                }
+                self.dropped_db = Some(name);
+                self.progress.count_skipped();
+                Ok(())
+            }
+            Action::CreateDatabase { name, options } => {
+                let other = self.dropped_db.as_ref().is_some_and(|dropped| *dropped != name);
+                if self.dumped_db.is_some() || self.control.is_some() || other {
+                    let why = format!(
+                        "creates database {name:?} besides the one restored: dumps of several \
+                         databases (pg_dumpall) are not supported"
+                    );
+                    return Err(self.refuse(stmt.line, toc.as_deref(), &why));
+                }
+                self.dumped_db = Some(name);
+                self.create_options = Some(options);
+                self.progress.count_skipped();
+                Ok(())
+            }
+            Action::DatabaseLevel { name, prefix, rest } => {
+                self.database_level(&stmt, &name, &prefix, &rest).await
+            }
+        }
+    }
+
+    async fn setting(&mut self, stmt: &Statement, name: &str, value: Option<String>) -> Result<()> {
+        if name == "client_encoding" {
+            let value = value.unwrap_or_else(|| "UTF8".into());
+            return self.session.set_encoding(&value).map_err(|err| {
+                err.context(self.place(stmt.line, None)).with_detail("line", stmt.line)
+            });
+        }
+        let sql = self.text(stmt)?;
+        if self.control.is_some() {
+            self.barrier().await?;
+            let control = self.control.as_ref().expect("connected");
+            if let Err(err) = control.batch_execute(&sql).await {
+                let (message, sqlstate) = describe_db_error(&err);
+                if sqlstate.as_deref() == Some("42704") {
+                    // A parameter this server does not know (a newer pg_dump's setting): the
+                    // restore does not depend on it.
+                    self.progress.warn(format!(
+                        "{}: setting skipped: {message}",
+                        self.place(stmt.line, None)
+                    ));
+                    return Ok(());
+                }
+                return self.statement_failed(stmt.line, None, DbFailure { message, sqlstate });
+            }
+        }
+        self.session.record(name, &sql);
+        self.progress.count_statement();
+        Ok(())
+    }
+
+    async fn database_level(
+        &mut self,
+        stmt: &Statement,
+        name: &str,
+        prefix: &str,
+        rest: &str,
+    ) -> Result<()> {
+        let ours = self.dumped_db.as_deref().or(self.connected_db.as_deref()) == Some(name);
+        if !ours {
+            let why = format!("acts on database {name:?}, which is not the one restored");
+            return Err(self.refuse(stmt.line, stmt.toc.as_deref(), &why));
+        }
+        let owner = rest.to_ascii_uppercase().contains("OWNER TO");
+        if owner && self.settings.plan.no_owner {
+            self.progress.count_skipped();
+            return Ok(());
+        }
+        if prefix.to_ascii_uppercase().starts_with("COMMENT") {
+            self.outcome.deferred_comments.push(format!("{prefix} {{target}}{rest}"));
+            return Ok(());
+        }
+        self.ensure_staging().await?;
+        let sql = format!("{prefix} {}{rest}", quote_ident(&self.settings.staging));
+        if let Err(err) = self.admin.batch_execute(&sql).await {
+            let (message, sqlstate) = describe_db_error(&err);
+            let object = Some(format!("DATABASE {name}"));
+            return self.statement_failed(stmt.line, object, DbFailure { message, sqlstate });
+        }
+        self.progress.count_statement();
+        Ok(())
+    }
+
+    async fn meta(&mut self, meta: MetaCommand) -> Result<()> {
+        let args = String::from_utf8_lossy(&meta.args).into_owned();
+        match meta.name.as_str() {
+            "restrict" | "unrestrict" => Ok(()),
+            "encoding" => self.session.set_encoding(&args).map_err(|err| {
+                err.context(self.place(meta.line, None)).with_detail("line", meta.line)
+            }),
+            "connect" | "c" => {
+                let Some(db) = connect_target(&args) else {
+                    let why = "\\connect without a database name";
+                    return Err(self.refuse(meta.line, meta.toc.as_deref(), why));
+                };
+                let expected = self.dumped_db.clone().or(self.connected_db.clone());
+                if expected.as_ref().is_some_and(|expected| *expected != db) {
+                    let why = format!(
+                        "connects to database {db:?} as well: dumps of several databases \
+                         (pg_dumpall) are not supported"
+                    );
+                    return Err(self.refuse(meta.line, meta.toc.as_deref(), &why));
+                }
+                self.barrier().await?;
+                self.connected_db = Some(db);
+                // A new psql connection starts with default settings; the dump sets them again.
+                self.session = Session::default();
+                if let Some(control) = &self.control {
+                    control.batch_execute("RESET ALL").await.map_err(|err| {
+                        RestoreError::failed(describe_db_error(&err).0)
+                            .context(self.place(meta.line, None))
+                    })?;
+                }
+                Ok(())
+            }
+            other => {
+                let why = format!("the psql meta-command \\{other} is not allowed in a restore");
+                Err(self.refuse(meta.line, meta.toc.as_deref(), &why))
+            }
+        }
+    }
+
+    async fn ensure_staging(&mut self) -> Result<()> {
+        if self.outcome.staging_created {
+            return Ok(());
+        }
+        if let Some(dropped) = &self.dropped_db {
+            if self.dumped_db.as_ref() != Some(dropped) {
+                let why = format!("drops database {dropped:?}, which the dump does not create");
+                return Err(self.refuse(0, None, &why));
+            }
+        }
+        self.progress.set_operation(Operation::CreatingDatabase);
+        let options = self.create_options.as_deref();
+        staging::create(&self.admin, &self.settings.staging, options, &self.settings.restore_id)
+            .await?;
+        self.outcome.staging_created = true;
+        Ok(())
+    }
+
+    async fn ensure_connected(&mut self) -> Result<()> {
+        if self.control.is_some() {
+            return Ok(());
+        }
+        self.ensure_staging().await?;
+        let staging = self.settings.staging.clone();
+        let control = self.server.connect(&staging).await?;
+        for sql in self.session.statements() {
+            if let Err(err) = control.batch_execute(sql).await {
+                let (message, _) = describe_db_error(&err);
+                self.progress.warn(format!("setting skipped: {message}"));
+            }
+        }
+        let mut workers = Vec::with_capacity(self.settings.workers);
+        for id in 0..self.settings.workers {
+            let client = self.server.connect(&staging).await?;
+            workers.push(worker::spawn(id, client, self.copy_failed.clone()));
+        }
+        tracing::debug!(workers = workers.len(), database = %staging, "connected");
+        self.control = Some(control);
+        self.workers = workers;
+        Ok(())
+    }
+
+    async fn run_on_control(&mut self, sql: &str, line: u64, toc: Option<&TocEntry>) -> Result<()> {
+        let control = self.control.as_ref().expect("connected before running statements");
+        match control.batch_execute(sql).await {
+            Ok(()) => {
+                self.progress.count_statement();
+                Ok(())
+            }
+            Err(err) => {
+                let (message, sqlstate) = describe_db_error(&err);
+                self.statement_failed(line, object_of(toc), DbFailure { message, sqlstate })
+            }
+        }
+    }
+
+    async fn begin_copy(&mut self, stmt: Statement) -> Result<()> {
+        self.ensure_connected().await?;
+        self.run_pending_builds().await?;
+        self.progress.set_operation(Operation::RestoringData);
+        let sql = self.text(&stmt)?;
+        let object = object_of(stmt.toc.as_deref())
+            .unwrap_or_else(|| format!("COPY at line {}", stmt.line));
+        self.copy = Some(Arc::new(CopyBlock {
+            sql,
+            line: stmt.line,
+            object,
+            loaded: Default::default(),
+            failure: Mutex::new(None),
+        }));
+        self.copy_worker = (self.copy_worker + 1) % self.workers.len();
+        Ok(())
+    }
+
+    async fn copy_rows(&mut self, rows: Bytes) -> Result<()> {
+        let Some(block) = self.copy.clone() else {
+            return Ok(());
+        };
+        if self.settings.on_error == OnError::Stop && self.copy_failed.load(Ordering::Acquire) {
+            self.end_open_copy().await?;
+            return self.check_failure(&block);
+        }
+        let task = Task::Batch { block, rows, session: self.session.snapshot() };
+        // Under `continue` a block goes whole to one worker, so a failure skips all of it.
+        if self.settings.on_error == OnError::Continue {
+            return self.send(self.copy_worker, task).await;
+        }
+        let start = self.copy_worker;
+        let count = self.workers.len();
+        let mut task = Some(task);
+        for offset in 0..count {
+            let index = (start + offset) % count;
+            match self.workers[index].tasks.try_send(task.take().expect("task")) {
+                Ok(()) => {
+                    self.copy_worker = (index + 1) % count;
+                    return Ok(());
+                }
+                Err(mpsc::error::TrySendError::Full(back)) => task = Some(back),
+                Err(mpsc::error::TrySendError::Closed(_)) => return Err(self.worker_gone()),
+            }
+        }
+        // Every queue is full: wait for whichever worker frees a place first.
+        let permits = self.workers.iter().map(|worker| Box::pin(worker.tasks.reserve()));
+        let (permit, index, _) = futures_util::future::select_all(permits).await;
+        permit.map_err(|_| self.worker_gone())?.send(task.expect("task"));
+        self.copy_worker = (index + 1) % count;
+        Ok(())
+    }
+
+    fn end_copy(&mut self, rows: u64) {
+        if let Some(block) = self.copy.take() {
+            self.progress.count_copy(rows);
+            self.unchecked.push((block, rows));
+        }
+    }
+
+    async fn send(&self, worker: usize, task: Task) -> Result<()> {
+        self.workers[worker].tasks.send(task).await.map_err(|_| self.worker_gone())
+    }
+
+    fn worker_gone(&self) -> RestoreError {
+        RestoreError::failed("a worker connection ended unexpectedly")
+    }
+
+    /// Waits for every COPY and build in flight, then checks what they loaded.
+    async fn barrier(&mut self) -> Result<()> {
+        self.run_pending_builds().await?;
+        self.end_open_copy().await
+    }
+
+    /// Closes every worker's COPY and compares the rows the server counted with the dump's.
+    async fn end_open_copy(&mut self) -> Result<()> {
+        if self.unchecked.is_empty() && self.copy.is_none() {
+            return Ok(());
+        }
+        let mut answers = Vec::with_capacity(self.workers.len());
+        for index in 0..self.workers.len() {
+            let (done, answer) = oneshot::channel();
+            self.send(index, Task::Flush { done }).await?;
+            answers.push(answer);
+        }
+        for answer in answers {
+            answer.await.map_err(|_| self.worker_gone())?;
+        }
+        self.copy_failed.store(false, Ordering::Release);
+        for (block, expected) in std::mem::take(&mut self.unchecked) {
+            self.check_block(&block, expected)?;
+        }
+        Ok(())
+    }
+
+    fn check_failure(&self, block: &CopyBlock) -> Result<()> {
+        let failure = block.failure.lock().ok().and_then(|slot| slot.clone());
+        match failure {
+            Some(failure) => {
+                self.statement_failed(block.line, Some(block.object.clone()), failure)
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn check_block(&self, block: &CopyBlock, expected: u64) -> Result<()> {
+        if block.failure.lock().is_ok_and(|slot| slot.is_some()) {
+            return self.check_failure(block);
+        }
+        let loaded = block.loaded.load(Ordering::Relaxed);
+        if loaded != expected {
+            let message = format!(
+                "the server stored {loaded} rows but the dump holds {expected} for this block"
+            );
+            return Err(RestoreError::failed(message)
+                .context(self.place(block.line, Some(&block.object)))
+                .with_detail("line", block.line)
+                .with_detail("object", block.object.clone())
+                .with_detail("rows_expected", expected)
+                .with_detail("rows_loaded", loaded));
+        }
+        Ok(())
+    }
+
+    /// Runs the buffered post-data builds over the workers, never two on one table at once.
+    async fn run_pending_builds(&mut self) -> Result<()> {
+        if self.run.is_empty() {
+            return Ok(());
+        }
+        self.end_open_copy().await?;
+        self.progress.set_operation(Operation::BuildingIndexes);
+        let mut pending = std::mem::take(&mut self.run);
+        let mut busy: HashSet<String> = HashSet::new();
+        let mut idle: Vec<usize> = (0..self.workers.len()).rev().collect();
+        let mut running = FuturesUnordered::new();
+        let snapshot = self.session.snapshot();
+        let mut first_error = None;
+
+        loop {
+            while first_error.is_none() && !idle.is_empty() {
+                let free = |build: &Build| build.tables().iter().all(|t| !busy.contains(*t));
+                let Some(at) = pending.iter().position(|p| free(&p.build)) else {
+                    break;
+                };
+                let build = pending.remove(at);
+                let worker = idle.pop().expect("an idle worker");
+                busy.extend(build.build.tables().iter().map(|t| t.to_string()));
+                let (done, answer) = oneshot::channel();
+                let task = Task::Run { sql: build.sql.clone(), session: snapshot.clone(), done };
+                self.send(worker, task).await?;
+                running.push(async move { (worker, build, answer.await) });
+            }
+            let Some((worker, build, answer)) = running.next().await else {
+                break;
+            };
+            idle.push(worker);
+            for table in build.build.tables() {
+                busy.remove(table);
+            }
+            match answer {
+                Ok(Ok(())) => self.progress.count_statement(),
+                Ok(Err(failure)) => {
+                    if let Err(err) = self.statement_failed(build.line, build.object, failure) {
+                        first_error.get_or_insert(err);
+                    }
+                }
+                Err(_) => {
+                    first_error.get_or_insert(self.worker_gone());
+                }
+            }
+        }
+        match first_error {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The database a `\connect` names: `\connect db`, `\connect "My DB"` or pg_dump's
+/// `\connect -reuse-previous=on "dbname='db'"`.
+fn connect_target(args: &str) -> Option<String> {
+    let arg = args.split_whitespace().find(|word| !word.starts_with('-'))?;
+    let rest = &args[args.find(arg)?..];
+    let word = if let Some(quoted) = rest.strip_prefix('"') {
+        let mut name = String::new();
+        let mut chars = quoted.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            name.push(c);
+        }
+        name
+    } else {
+        arg.to_owned()
+    };
+    if let Some(conninfo) = word.strip_prefix("dbname=") {
+        let value = conninfo.trim();
+        if let Some(quoted) = value.strip_prefix('\'') {
+            let mut name = String::new();
+            let mut chars = quoted.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => name.extend(chars.next()),
+                    '\'' => break,
+                    c => name.push(c),
+                }
+            }
+            return Some(name);
+        }
+        return value.split_whitespace().next().map(str::to_owned);
+    }
+    Some(word)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connect_target;
+
+    #[test]
+    fn connect_targets_in_every_form_pg_dump_writes() {
+        assert_eq!(connect_target("shop").as_deref(), Some("shop"));
+        assert_eq!(connect_target("\"My \"\"DB\"\"\"").as_deref(), Some("My \"DB\""));
+        let reuse = "-reuse-previous=on \"dbname='sh\\'op'\"";
+        assert_eq!(connect_target(reuse).as_deref(), Some("sh'op"));
+        assert_eq!(connect_target("").as_deref(), None);
+    }
+}

@@ -1,0 +1,203 @@
+//! Worker connections: COPY batches and concurrent builds.
+//!
+//! Each worker owns one connection to the staging database and a small queue of tasks. A batch
+//! of COPY rows is streamed into the COPY the worker has open for that block, opening one when
+//! needed and closing the previous one when the block changes; a statement is run as it is.
+//! Before any work the worker catches up with the dump's session settings. A flush closes the
+//! open COPY so the loader can compare the rows the server counted with the rows in the dump.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::SinkExt;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_postgres::{Client, CopyInSink};
+
+use super::session::SessionSnapshot;
+use crate::server::{describe_db_error, quote_literal};
+
+/// One `COPY … FROM stdin` block of the dump, loaded by one or more workers.
+#[derive(Debug)]
+pub(crate) struct CopyBlock {
+    /// The COPY statement, verbatim, as UTF-8 text.
+    pub(crate) sql: String,
+    /// Where the block starts in the dump.
+    pub(crate) line: u64,
+    /// The object it loads, for messages: `TABLE DATA public.rental`.
+    pub(crate) object: String,
+    /// Rows the server reported for this block so far.
+    pub(crate) loaded: AtomicU64,
+    /// The first failure of this block.
+    pub(crate) failure: Mutex<Option<DbFailure>>,
+}
+
+/// A statement or COPY the server refused.
+#[derive(Debug, Clone)]
+pub(crate) struct DbFailure {
+    pub(crate) message: String,
+    pub(crate) sqlstate: Option<String>,
+}
+
+impl DbFailure {
+    fn from_pg(err: &tokio_postgres::Error) -> Self {
+        let (message, sqlstate) = describe_db_error(err);
+        DbFailure { message, sqlstate }
+    }
+}
+
+/// Work for a worker.
+pub(crate) enum Task {
+    /// Whole rows for `block`.
+    Batch { block: Arc<CopyBlock>, rows: Bytes, session: Arc<SessionSnapshot> },
+    /// A statement to run, with where to send its outcome.
+    Run {
+        sql: String,
+        session: Arc<SessionSnapshot>,
+        done: oneshot::Sender<Result<(), DbFailure>>,
+    },
+    /// Close the open COPY, then answer.
+    Flush { done: oneshot::Sender<()> },
+}
+
+/// The loader's side of a worker.
+pub(crate) struct WorkerHandle {
+    pub(crate) tasks: mpsc::Sender<Task>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts a worker on `client`. `copy_failed` is raised when any COPY it runs fails.
+pub(crate) fn spawn(id: usize, client: Client, copy_failed: Arc<AtomicBool>) -> WorkerHandle {
+    let (tasks, queue) = mpsc::channel(4);
+    let worker = Worker { id, client, applied: None, open: None, copy_failed };
+    let task = tokio::spawn(worker.run(queue));
+    WorkerHandle { tasks, task }
+}
+
+struct Worker {
+    id: usize,
+    client: Client,
+    applied: Option<u64>,
+    open: Option<OpenCopy>,
+    copy_failed: Arc<AtomicBool>,
+}
+
+struct OpenCopy {
+    block: Arc<CopyBlock>,
+    sink: Pin<Box<CopyInSink<Bytes>>>,
+    converted: bool,
+}
+
+impl Worker {
+    async fn run(mut self, mut queue: mpsc::Receiver<Task>) {
+        while let Some(task) = queue.recv().await {
+            match task {
+                Task::Batch { block, rows, session } => self.load(block, rows, &session).await,
+                Task::Run { sql, session, done } => {
+                    self.close_copy().await;
+                    let outcome = match self.catch_up(&session).await {
+                        Ok(()) => self.client.batch_execute(&sql).await,
+                        Err(err) => Err(err),
+                    };
+                    let _ = done.send(outcome.map_err(|err| DbFailure::from_pg(&err)));
+                }
+                Task::Flush { done } => {
+                    self.close_copy().await;
+                    let _ = done.send(());
+                }
+            }
+        }
+        self.close_copy().await;
+    }
+
+    /// Replays the session settings when they changed since this worker last applied them.
+    async fn catch_up(&mut self, session: &SessionSnapshot) -> Result<(), tokio_postgres::Error> {
+        if self.applied == Some(session.generation) {
+            return Ok(());
+        }
+        self.client.batch_execute("RESET ALL").await?;
+        for sql in &session.statements {
+            self.client.batch_execute(sql).await?;
+        }
+        self.applied = Some(session.generation);
+        Ok(())
+    }
+
+    async fn load(&mut self, block: Arc<CopyBlock>, rows: Bytes, session: &SessionSnapshot) {
+        if block.failure.lock().is_ok_and(|failure| failure.is_some()) {
+            return;
+        }
+        let same_block = self.open.as_ref().is_some_and(|open| Arc::ptr_eq(&open.block, &block));
+        if !same_block {
+            self.close_copy().await;
+            if let Err(err) = self.open_copy(&block, session).await {
+                self.fail(&block, DbFailure::from_pg(&err));
+                return;
+            }
+        }
+        let Some(open) = self.open.as_mut() else {
+            return;
+        };
+        if let Err(err) = open.sink.send(rows).await {
+            let failure = DbFailure::from_pg(&err);
+            self.open = None;
+            self.fail(&block, failure);
+        }
+    }
+
+    async fn open_copy(
+        &mut self,
+        block: &Arc<CopyBlock>,
+        session: &SessionSnapshot,
+    ) -> Result<(), tokio_postgres::Error> {
+        self.catch_up(session).await?;
+        // COPY rows are passed through as bytes: in a dump that is not UTF-8 the server must
+        // read them in the dump's encoding, and only for the COPY, since statement text is
+        // converted to UTF-8 before it is sent.
+        let converted = match &session.encoding {
+            Some(encoding) => {
+                let sql = format!("SET client_encoding TO {}", quote_literal(&encoding.server_name));
+                self.client.batch_execute(&sql).await?;
+                true
+            }
+            None => false,
+        };
+        tracing::trace!(worker = self.id, line = block.line, "COPY opened");
+        let sink = self.client.copy_in::<_, Bytes>(block.sql.as_str()).await?;
+        self.open = Some(OpenCopy { block: block.clone(), sink: Box::pin(sink), converted });
+        Ok(())
+    }
+
+    async fn close_copy(&mut self) {
+        let Some(mut open) = self.open.take() else {
+            return;
+        };
+        match open.sink.as_mut().finish().await {
+            Ok(rows) => {
+                open.block.loaded.fetch_add(rows, Ordering::Relaxed);
+            }
+            Err(err) => self.fail(&open.block, DbFailure::from_pg(&err)),
+        }
+        if open.converted {
+            if let Err(err) = self.client.batch_execute("SET client_encoding TO 'UTF8'").await {
+                self.fail(&open.block, DbFailure::from_pg(&err));
+            }
+        }
+    }
+
+    fn fail(&self, block: &CopyBlock, failure: DbFailure) {
+        tracing::debug!(worker = self.id, line = block.line, "COPY failed");
+        if let Ok(mut slot) = block.failure.lock() {
+            slot.get_or_insert(failure);
+        }
+        self.copy_failed.store(true, Ordering::Release);
+    }
+}

@@ -1,0 +1,325 @@
+//! What each statement of a dump is, and how it may be scheduled.
+//!
+//! The lexer hands over statements as bytes; the planner reads their first words and decides
+//! whether a statement is a session setting (replayed on every connection), a post-data build
+//! that may run beside others (an index or constraint on a known table, a foreign key between
+//! two known tables), something that touches the database itself (handled by the loader so a
+//! restore never acts outside its target), something refused outright, or, by default, a
+//! barrier run in file order on the control connection.
+
+mod words;
+
+use crate::dump::{Statement, TocEntry};
+use words::{leading_words, Word};
+
+/// What the loader should do with one statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// A session setting (`SET`, `RESET`, `set_config(…, false)`): run it and replay it on
+    /// every worker. `name` is the parameter, lower case.
+    Setting { name: String, value: Option<String> },
+    /// A statement that may run concurrently with its neighbours of the same kind.
+    Concurrent(Build),
+    /// A statement run in file order on the control connection, after all earlier work.
+    Barrier,
+    /// Left out, with the reason (ownership, privileges).
+    Skip(&'static str),
+    /// Refused: running it would reach beyond the target database.
+    Refuse(String),
+    /// `DROP DATABASE name`.
+    DropDatabase { name: String },
+    /// `CREATE DATABASE name …`, with the text after the name (its options).
+    CreateDatabase { name: String, options: String },
+    /// `ALTER DATABASE name …` or `COMMENT ON DATABASE name …`; `prefix` is the text before
+    /// the name and `rest` the text after it, so the loader can aim it at its own database.
+    DatabaseLevel { name: String, prefix: String, rest: String },
+}
+
+/// A post-data build that may run beside others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Build {
+    /// An index, primary key, unique, check or exclusion constraint on one table.
+    Index { table: String },
+    /// A foreign key: the table it is on and the table it references.
+    ForeignKey { table: String, references: String },
+}
+
+impl Build {
+    /// The tables this build locks.
+    pub(crate) fn tables(&self) -> Vec<&str> {
+        match self {
+            Build::Index { table } => vec![table],
+            Build::ForeignKey { table, references } => vec![table, references],
+        }
+    }
+
+    /// True when `other` may run in the same concurrent run as this build.
+    pub(crate) fn same_kind(&self, other: &Build) -> bool {
+        matches!(
+            (self, other),
+            (Build::Index { .. }, Build::Index { .. })
+                | (Build::ForeignKey { .. }, Build::ForeignKey { .. })
+        )
+    }
+}
+
+/// The user's choices that change what runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PlanOptions {
+    /// Skip ownership changes, as `pg_restore -O` does.
+    pub no_owner: bool,
+    /// Skip privileges, as `pg_restore -x` does.
+    pub no_privileges: bool,
+}
+
+/// Decides what to do with `stmt`.
+pub(crate) fn classify(stmt: &Statement, options: PlanOptions) -> Action {
+    let words = leading_words(&stmt.sql, 24);
+    let kw = |i: usize, k: &str| words.get(i).is_some_and(|w| w.is(k));
+
+    if let Some(action) = classify_setting(&words, options) {
+        return action;
+    }
+    if kw(0, "alter") && kw(1, "system") {
+        return Action::Refuse("ALTER SYSTEM changes the whole server".into());
+    }
+    if (kw(0, "create") || kw(0, "alter") || kw(0, "drop"))
+        && (kw(1, "role") || kw(1, "user") || kw(1, "group"))
+    {
+        if kw(0, "alter") && words.iter().any(|w| w.is("in")) {
+            return Action::Skip("a role's per-database setting is not part of the restore");
+        }
+        return Action::Refuse("roles are shared by the whole server".into());
+    }
+    if (kw(0, "create") || kw(0, "alter") || kw(0, "drop")) && kw(1, "tablespace") {
+        return Action::Refuse("tablespaces are shared by the whole server".into());
+    }
+    if let Some(action) = classify_database(stmt, &words) {
+        return action;
+    }
+    if kw(0, "copy") {
+        return Action::Refuse("COPY to or from a server file or program".into());
+    }
+    if options.no_owner && kw(0, "alter") && (owner_to(&words) || ends_with_owner_to(&stmt.sql)) {
+        return Action::Skip("ownership (no_owner)");
+    }
+    if options.no_privileges
+        && (kw(0, "grant")
+            || kw(0, "revoke")
+            || (kw(0, "alter") && kw(1, "default") && kw(2, "privileges")))
+    {
+        return Action::Skip("privileges (no_privileges)");
+    }
+    if kw(0, "grant") && !words.iter().any(|w| w.is("on")) {
+        return Action::Refuse("role memberships are shared by the whole server".into());
+    }
+    match classify_build(&words, stmt.toc.as_deref()) {
+        Some(build) => Action::Concurrent(build),
+        None => Action::Barrier,
+    }
+}
+
+fn owner_to(words: &[Word]) -> bool {
+    words.windows(2).any(|pair| pair[0].is("owner") && pair[1].is("to"))
+}
+
+/// pg_dump ends ownership changes with `OWNER TO role;`, however long the object's signature.
+fn ends_with_owner_to(sql: &[u8]) -> bool {
+    let tail = &sql[sql.len().saturating_sub(200)..];
+    let tail = String::from_utf8_lossy(tail).to_ascii_uppercase();
+    let Some(at) = tail.rfind(" OWNER TO ") else {
+        return false;
+    };
+    let role = tail[at + 10..].trim_end().trim_end_matches(';');
+    !role.is_empty() && !role.contains(char::is_whitespace)
+}
+
+fn classify_setting(words: &[Word], options: PlanOptions) -> Option<Action> {
+    let kw = |i: usize, k: &str| words.get(i).is_some_and(|w| w.is(k));
+    let name_at = |i: usize| words.get(i).and_then(Word::text).map(str::to_lowercase);
+
+    if kw(0, "set") {
+        if kw(1, "local") || kw(1, "transaction") || kw(1, "constraints") {
+            return Some(Action::Barrier);
+        }
+        let first = if kw(1, "session") { 2 } else { 1 };
+        if kw(first, "authorization") || kw(first, "role") {
+            if options.no_owner {
+                return Some(Action::Skip("session authorization (no_owner)"));
+            }
+            let name = if kw(first, "role") { "role" } else { "session_authorization" };
+            return Some(Action::Setting { name: name.into(), value: None });
+        }
+        let name = name_at(first)?;
+        let value = words.get(first + 2).and_then(Word::text).map(str::to_owned);
+        return Some(Action::Setting { name, value });
+    }
+    if kw(0, "reset") {
+        let name = name_at(1)?;
+        return Some(Action::Setting { name, value: None });
+    }
+    // SELECT pg_catalog.set_config('name', 'value', false);
+    let call = if kw(1, "pg_catalog") { 3 } else { 1 };
+    if kw(0, "select") && kw(call, "set_config") {
+        let args: Vec<&Word> = words[call + 1..].iter().collect();
+        if let [Word::Symbol('('), Word::Literal(name), Word::Symbol(','), value, Word::Symbol(','), local, ..] =
+            args.as_slice()
+        {
+            if local.is("false") {
+                let value = value.text().map(str::to_owned);
+                return Some(Action::Setting { name: name.to_lowercase(), value });
+            }
+        }
+        return Some(Action::Barrier);
+    }
+    None
+}
+
+fn classify_database(stmt: &Statement, words: &[Word]) -> Option<Action> {
+    let kw = |i: usize, k: &str| words.get(i).is_some_and(|w| w.is(k));
+    let name_at = |i: usize| match words.get(i) {
+        Some(Word::Ident { text, .. }) => Some(text.clone()),
+        _ => None,
+    };
+
+    if kw(0, "drop") && kw(1, "database") {
+        let at = if kw(2, "if") && kw(3, "exists") { 4 } else { 2 };
+        return Some(match name_at(at) {
+            Some(name) => Action::DropDatabase { name },
+            None => Action::Refuse("DROP DATABASE of an unreadable name".into()),
+        });
+    }
+    let (name_index, prefix_words) = if kw(0, "create") && kw(1, "database") {
+        (2, 2)
+    } else if kw(0, "alter") && kw(1, "database") {
+        (2, 2)
+    } else if kw(0, "comment") && kw(1, "on") && kw(2, "database") {
+        (3, 3)
+    } else if (kw(0, "grant") || kw(0, "revoke")) && words.iter().any(|w| w.is("database")) {
+        return Some(Action::Skip("privileges on a database are not part of the restore"));
+    } else if kw(0, "security") && kw(1, "label") && words.iter().any(|w| w.is("database")) {
+        return Some(Action::Skip("a security label on a database is not part of the restore"));
+    } else {
+        return None;
+    };
+
+    let Some(name) = name_at(name_index) else {
+        return Some(Action::Refuse("a database statement with an unreadable name".into()));
+    };
+    let (prefix, rest) = split_after_words(&stmt.sql, prefix_words + 1);
+    if kw(0, "create") {
+        return Some(Action::CreateDatabase { name, options: rest });
+    }
+    Some(Action::DatabaseLevel { name, prefix, rest })
+}
+
+/// Splits `sql` after its first `count` words, returning both sides as text.
+fn split_after_words(sql: &[u8], count: usize) -> (String, String) {
+    let mut i = 0;
+    let mut seen = 0;
+    while i < sql.len() && seen < count {
+        while i < sql.len() && sql[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i < sql.len() && sql[i] == b'"' {
+            i += 1;
+            while i < sql.len() {
+                if sql[i] == b'"' && sql.get(i + 1) == Some(&b'"') {
+                    i += 2;
+                } else if sql[i] == b'"' {
+                    i += 1;
+                    break;
+                } else {
+                    i += 1;
+                }
+            }
+        } else {
+            while i < sql.len() && !sql[i].is_ascii_whitespace() && sql[i] != b';' {
+                i += 1;
+            }
+        }
+        seen += 1;
+    }
+    let prefix = String::from_utf8_lossy(&sql[..i]);
+    let prefix = prefix.rsplit_once(char::is_whitespace).map_or("", |(head, _)| head);
+    (prefix.to_owned(), String::from_utf8_lossy(&sql[i..]).into_owned())
+}
+
+/// Recognises post-data builds, only under a pg_dump header that agrees with the SQL: a file
+/// without headers is restored in file order.
+fn classify_build(words: &[Word], toc: Option<&TocEntry>) -> Option<Build> {
+    let kind = toc?.kind.as_str();
+    let kw = |i: usize, k: &str| words.get(i).is_some_and(|w| w.is(k));
+
+    if kind == "INDEX" && kw(0, "create") {
+        let mut i = 1;
+        if kw(i, "unique") {
+            i += 1;
+        }
+        if !kw(i, "index") {
+            return None;
+        }
+        let on = words.iter().position(|w| w.is("on"))?;
+        let mut at = on + 1;
+        if kw(at, "only") {
+            at += 1;
+        }
+        let (table, _) = qualified_name(words, at)?;
+        return Some(Build::Index { table });
+    }
+    let constraint = matches!(kind, "CONSTRAINT" | "CHECK CONSTRAINT" | "FK CONSTRAINT");
+    if constraint && kw(0, "alter") && kw(1, "table") {
+        let mut at = 2;
+        if kw(at, "only") {
+            at += 1;
+        }
+        if kw(at, "if") && kw(at + 1, "exists") {
+            at += 2;
+        }
+        if kw(at, "only") {
+            at += 1;
+        }
+        let (table, next) = qualified_name(words, at)?;
+        if !(kw(next, "add") && kw(next + 1, "constraint")) {
+            return None;
+        }
+        let what = next + 3;
+        if kw(what, "foreign") && kind == "FK CONSTRAINT" {
+            let refs = words.iter().position(|w| w.is("references"))?;
+            let mut at = refs + 1;
+            if kw(at, "only") {
+                at += 1;
+            }
+            let (references, _) = qualified_name(words, at)?;
+            return Some(Build::ForeignKey { table, references });
+        }
+        let index_like = kw(what, "primary")
+            || kw(what, "unique")
+            || kw(what, "check")
+            || kw(what, "exclude");
+        if index_like && kind != "FK CONSTRAINT" {
+            return Some(Build::Index { table });
+        }
+    }
+    None
+}
+
+/// Reads `name` or `schema.name` at `at`; returns the relation's own name (the schema is
+/// dropped, so two tables of one name in different schemas count as one: that only makes the
+/// schedule more careful) and the index after it.
+fn qualified_name(words: &[Word], at: usize) -> Option<(String, usize)> {
+    let first = match words.get(at)? {
+        Word::Ident { text, .. } => text.clone(),
+        _ => return None,
+    };
+    if words.get(at + 1) == Some(&Word::Symbol('.')) {
+        if let Some(Word::Ident { text, .. }) = words.get(at + 2) {
+            return Some((text.clone(), at + 3));
+        }
+        return None;
+    }
+    Some((first, at + 1))
+}
+
+#[cfg(test)]
+mod tests;

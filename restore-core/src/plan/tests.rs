@@ -1,0 +1,155 @@
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::*;
+
+fn stmt(sql: &str) -> Statement {
+    Statement { sql: Bytes::copy_from_slice(sql.as_bytes()), line: 1, toc: None }
+}
+
+fn under(kind: &str, sql: &str) -> Statement {
+    let toc = TocEntry {
+        name: "x".into(),
+        kind: kind.into(),
+        schema: Some("public".into()),
+        owner: None,
+        line: 1,
+    };
+    Statement { toc: Some(Arc::new(toc)), ..stmt(sql) }
+}
+
+fn plain(sql: &str) -> Action {
+    classify(&stmt(sql), PlanOptions::default())
+}
+
+#[test]
+fn set_statements_are_session_settings() {
+    assert_eq!(
+        plain("SET search_path = public, pg_catalog;"),
+        Action::Setting { name: "search_path".into(), value: Some("public".into()) }
+    );
+    assert_eq!(
+        plain("SET standard_conforming_strings TO off;"),
+        Action::Setting { name: "standard_conforming_strings".into(), value: Some("off".into()) }
+    );
+    assert_eq!(
+        plain("SET client_encoding = 'LATIN1';"),
+        Action::Setting { name: "client_encoding".into(), value: Some("LATIN1".into()) }
+    );
+    assert_eq!(
+        plain("SELECT pg_catalog.set_config('search_path', '', false);"),
+        Action::Setting { name: "search_path".into(), value: Some(String::new()) }
+    );
+}
+
+#[test]
+fn transaction_scoped_settings_are_barriers() {
+    assert_eq!(plain("SET LOCAL work_mem = '1GB';"), Action::Barrier);
+    assert_eq!(plain("SELECT set_config('a.b', 'x', true);"), Action::Barrier);
+}
+
+#[test]
+fn statements_beyond_the_database_are_refused() {
+    for sql in [
+        "ALTER SYSTEM SET work_mem = '1GB';",
+        "CREATE ROLE intruder SUPERUSER;",
+        "DROP USER someone;",
+        "CREATE TABLESPACE t LOCATION '/tmp';",
+        "GRANT pg_read_server_files TO someone;",
+        "COPY t FROM '/etc/passwd';",
+        "COPY t TO PROGRAM 'rm -rf /';",
+    ] {
+        assert!(matches!(plain(sql), Action::Refuse(_)), "{sql} must be refused");
+    }
+}
+
+#[test]
+fn database_statements_name_their_database() {
+    assert_eq!(plain("DROP DATABASE IF EXISTS shop;"), Action::DropDatabase { name: "shop".into() });
+    assert_eq!(
+        plain("CREATE DATABASE shop WITH TEMPLATE = template0 ENCODING = 'UTF8';"),
+        Action::CreateDatabase {
+            name: "shop".into(),
+            options: " WITH TEMPLATE = template0 ENCODING = 'UTF8';".into()
+        }
+    );
+    assert_eq!(
+        plain("ALTER DATABASE \"Shop\" OWNER TO bob;"),
+        Action::DatabaseLevel {
+            name: "Shop".into(),
+            prefix: "ALTER DATABASE".into(),
+            rest: " OWNER TO bob;".into()
+        }
+    );
+    assert_eq!(
+        plain("COMMENT ON DATABASE shop IS 'the shop';"),
+        Action::DatabaseLevel {
+            name: "shop".into(),
+            prefix: "COMMENT ON DATABASE".into(),
+            rest: " IS 'the shop';".into()
+        }
+    );
+}
+
+#[test]
+fn no_owner_skips_ownership_changes_only() {
+    let options = PlanOptions { no_owner: true, ..Default::default() };
+    let long = "ALTER FUNCTION public.f(a integer, b integer, c integer, d integer, e integer, \
+                f integer, g integer, h integer) OWNER TO postgres;";
+    assert!(matches!(classify(&stmt(long), options), Action::Skip(_)));
+    assert!(matches!(
+        classify(&stmt("ALTER TABLE public.t OWNER TO postgres;"), options),
+        Action::Skip(_)
+    ));
+    assert_eq!(classify(&stmt("ALTER TABLE t ADD COLUMN owner text;"), options), Action::Barrier);
+    assert_eq!(plain("ALTER TABLE public.t OWNER TO postgres;"), Action::Barrier);
+}
+
+#[test]
+fn no_privileges_skips_grants_and_revokes() {
+    let options = PlanOptions { no_privileges: true, ..Default::default() };
+    assert!(matches!(
+        classify(&stmt("GRANT SELECT ON TABLE t TO PUBLIC;"), options),
+        Action::Skip(_)
+    ));
+    assert!(matches!(
+        classify(&stmt("REVOKE ALL ON SCHEMA public FROM PUBLIC;"), options),
+        Action::Skip(_)
+    ));
+    assert_eq!(plain("GRANT SELECT ON TABLE t TO PUBLIC;"), Action::Barrier);
+}
+
+#[test]
+fn index_builds_under_index_headers_are_concurrent() {
+    let sql = "CREATE UNIQUE INDEX idx ON ONLY public.\"Orders\" USING btree (id);";
+    assert_eq!(
+        classify(&under("INDEX", sql), PlanOptions::default()),
+        Action::Concurrent(Build::Index { table: "Orders".into() })
+    );
+    let pk = "ALTER TABLE ONLY public.orders\n    ADD CONSTRAINT orders_pkey PRIMARY KEY (id);";
+    assert_eq!(
+        classify(&under("CONSTRAINT", pk), PlanOptions::default()),
+        Action::Concurrent(Build::Index { table: "orders".into() })
+    );
+}
+
+#[test]
+fn foreign_keys_name_both_tables() {
+    let fk = "ALTER TABLE ONLY public.items\n    ADD CONSTRAINT items_order_fk FOREIGN KEY \
+              (order_id) REFERENCES public.orders(id) ON DELETE CASCADE;";
+    assert_eq!(
+        classify(&under("FK CONSTRAINT", fk), PlanOptions::default()),
+        Action::Concurrent(Build::ForeignKey {
+            table: "items".into(),
+            references: "orders".into()
+        })
+    );
+}
+
+#[test]
+fn builds_without_a_header_are_barriers() {
+    assert_eq!(plain("CREATE INDEX i ON t (a);"), Action::Barrier);
+    let attach = "ALTER INDEX public.p_pkey ATTACH PARTITION public.p1_pkey;";
+    assert_eq!(classify(&under("INDEX ATTACH", attach), PlanOptions::default()), Action::Barrier);
+}

@@ -1,0 +1,175 @@
+//! Where the restored databases live: the PostgreSQL server and how to reach it.
+//!
+//! The engine is given one server (a URL, the `PG*` variables, or the managed local server) and
+//! opens every connection through here: an administrative one to the maintenance database for
+//! creating, renaming and dropping databases, and the control and worker connections of a
+//! restore to its staging database.
+
+use std::str::FromStr;
+
+use tokio_postgres::config::Host;
+use tokio_postgres::{Client, Config, NoTls};
+
+use crate::error::{RestoreError, Result};
+
+/// A PostgreSQL server the engine restores into.
+#[derive(Clone)]
+pub struct Server {
+    config: Config,
+    maintenance_db: String,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The configuration may hold a password: show only where the server is.
+        f.debug_struct("Server").field("address", &self.address()).finish()
+    }
+}
+
+impl Server {
+    /// A server from a `postgresql://` URL or a `key=value` connection string. The database
+    /// it names (default `postgres`) is the maintenance database.
+    pub fn from_url(url: &str) -> Result<Server> {
+        let mut config = Config::from_str(url).map_err(|err| {
+            RestoreError::invalid(format!("the database URL cannot be read: {err}"))
+        })?;
+        if config.get_user().is_none() {
+            config.user(std::env::var("PGUSER").unwrap_or_else(|_| current_user()));
+        }
+        let maintenance_db = config.get_dbname().unwrap_or("postgres").to_owned();
+        config.application_name("securerestore");
+        Ok(Server { config, maintenance_db })
+    }
+
+    /// A server described by the libpq variables (`PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`,
+    /// `PGDATABASE`), or `None` when none of them is set.
+    pub fn from_pg_env() -> Option<Result<Server>> {
+        let get = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let names = ["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"];
+        if names.iter().all(|name| get(name).is_none()) {
+            return None;
+        }
+        let mut config = Config::new();
+        let host = get("PGHOST").unwrap_or_else(|| "localhost".into());
+        for part in host.split(',') {
+            config.host(part);
+        }
+        if let Some(port) = get("PGPORT") {
+            match port.parse::<u16>() {
+                Ok(port) => config.port(port),
+                Err(_) => return Some(Err(RestoreError::invalid(format!("PGPORT {port:?}")))),
+            };
+        } else {
+            config.port(5432);
+        }
+        config.user(get("PGUSER").unwrap_or_else(current_user));
+        if let Some(password) = get("PGPASSWORD") {
+            config.password(password);
+        }
+        let maintenance_db = get("PGDATABASE").unwrap_or_else(|| "postgres".into());
+        config.application_name("securerestore");
+        Some(Ok(Server { config, maintenance_db }))
+    }
+
+    /// `host:port`, for messages; never includes credentials.
+    pub fn address(&self) -> String {
+        let host = match self.config.get_hosts().first() {
+            Some(Host::Tcp(name)) => name.clone(),
+            Some(Host::Unix(path)) => path.display().to_string(),
+            None => "localhost".into(),
+        };
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        format!("{host}:{port}")
+    }
+
+    /// True when the server runs on this machine, so its data directory can be inspected.
+    pub fn is_on_this_host(&self) -> bool {
+        self.config.get_hosts().iter().all(|host| match host {
+            Host::Tcp(name) => matches!(name.as_str(), "localhost" | "127.0.0.1" | "::1"),
+            Host::Unix(_) => true,
+        })
+    }
+
+    /// The maintenance database administrative connections use.
+    pub fn maintenance_db(&self) -> &str {
+        &self.maintenance_db
+    }
+
+    /// Opens a connection to `dbname`, its connection task spawned on the current runtime.
+    pub async fn connect(&self, dbname: &str) -> Result<Client> {
+        let mut config = self.config.clone();
+        config.dbname(dbname);
+        let (client, connection) = config.connect(NoTls).await.map_err(|err| {
+            RestoreError::failed(format!(
+                "cannot connect to database {dbname:?} on {}: {err}",
+                self.address()
+            ))
+            .with_detail("transient", is_transient(&err))
+        })?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "connection closed with an error");
+            }
+        });
+        Ok(client)
+    }
+
+    /// Opens an administrative connection to the maintenance database.
+    pub async fn connect_admin(&self) -> Result<Client> {
+        self.connect(&self.maintenance_db).await
+    }
+}
+
+fn is_transient(err: &tokio_postgres::Error) -> bool {
+    err.as_db_error().is_none()
+}
+
+fn current_user() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "postgres".into())
+}
+
+/// Quotes an identifier for SQL: `"name"` with inner quotes doubled.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes a string literal for SQL: `'text'` with inner quotes doubled.
+pub(crate) fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The server's message for a failed statement, with its SQLSTATE, never with the statement
+/// or row data it was given.
+pub(crate) fn describe_db_error(err: &tokio_postgres::Error) -> (String, Option<String>) {
+    match err.as_db_error() {
+        Some(db) => {
+            let mut message = db.message().to_owned();
+            if let Some(detail) = db.detail() {
+                message.push_str(&format!(" ({detail})"));
+            }
+            (message, Some(db.code().code().to_owned()))
+        }
+        None => (err.to_string(), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_and_literals_are_quoted() {
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_literal("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn debug_output_hides_the_password() {
+        let server = Server::from_url("postgresql://bob:secret@db.example:6543/app").unwrap();
+        let shown = format!("{server:?}");
+        assert!(!shown.contains("secret"));
+        assert!(shown.contains("db.example:6543"));
+        assert_eq!(server.maintenance_db(), "app");
+        assert!(!server.is_on_this_host());
+    }
+}

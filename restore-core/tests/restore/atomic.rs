@@ -1,0 +1,239 @@
+//! A restore either becomes the whole target or leaves it as it was.
+
+use std::time::Duration;
+
+use restore_core::{ErrorCode, RestoreOptions, RestoreRequest, RestoreState, VerificationStatus};
+
+use crate::harness::{query, staging_left, unique, Fixture};
+use crate::support;
+
+const GOOD: &str = "CREATE TABLE t (id int PRIMARY KEY, v text);\n\
+                    COPY t (id, v) FROM stdin;\n1\tone\n2\ttwo\n\\.\n";
+
+fn populated_target() -> String {
+    let target = unique("target");
+    support::create_database(&target);
+    query(&target, "CREATE TABLE keep (x int); INSERT INTO keep VALUES (42);");
+    target
+}
+
+fn force() -> RestoreOptions {
+    RestoreOptions { force: true, ..Default::default() }
+}
+
+#[test]
+fn a_restore_failing_midway_leaves_the_target_untouched() {
+    let fixture = Fixture::new();
+    let sql = format!("{GOOD}SELECT 1/0;\nCREATE TABLE never (x int);\n");
+    fixture.write("bad.sql", sql.as_bytes());
+    let target = populated_target();
+
+    let status = fixture.restore("bad.sql", &target, force());
+
+    assert_eq!(status.status, RestoreState::Failed);
+    let error = status.error.clone().expect("error");
+    assert_eq!(error.code(), ErrorCode::RestoreFailed);
+    assert!(error.message().contains("bad.sql, line 5"), "{}", error.message());
+    assert!(error.message().contains("division by zero"), "{}", error.message());
+    assert_eq!(error.details()["line"], 5);
+    assert_eq!(query(&target, "SELECT x FROM keep"), "42");
+    assert!(staging_left(&status).is_empty());
+}
+
+#[test]
+fn a_cancelled_restore_stops_its_long_statement_and_drops_staging() {
+    let fixture = Fixture::new();
+    fixture.write("slow.sql", format!("{GOOD}SELECT pg_sleep(60);\n").as_bytes());
+    let target = populated_target();
+    let request = RestoreRequest {
+        backup_name: "slow.sql".into(),
+        target_database: target.clone(),
+        options: force(),
+    };
+    let started = fixture.engine.create_restore(request).expect("accepted");
+    let id = started.restore_id.clone();
+    while fixture.engine.restore_status(&id).unwrap().summary.rows < 2 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    fixture.engine.cancel_restore(&id).expect("cancel");
+    let clock = std::time::Instant::now();
+    let status = fixture.engine.wait_restore(&id, Some(Duration::from_secs(30))).unwrap();
+    eprintln!("cancel took {:.2} s", clock.elapsed().as_secs_f64());
+
+    assert_eq!(status.status, RestoreState::Cancelled);
+    assert!(status.cancelled_at.is_some());
+    assert!(status.progress < 100);
+    assert_eq!(query(&target, "SELECT x FROM keep"), "42");
+    assert!(staging_left(&status).is_empty());
+    let again = fixture.engine.cancel_restore(&id).unwrap();
+    assert_eq!(again.status, RestoreState::Cancelled);
+}
+
+#[test]
+fn a_timed_out_restore_fails_with_its_reason() {
+    let fixture = Fixture::new();
+    fixture.write("slow.sql", format!("{GOOD}SELECT pg_sleep(60);\n").as_bytes());
+    let target = unique("timeout");
+    let options = RestoreOptions { timeout_seconds: Some(1), ..Default::default() };
+
+    let status = fixture.restore("slow.sql", &target, options);
+
+    assert_eq!(status.status, RestoreState::Failed);
+    let error = status.error.clone().expect("error");
+    assert_eq!(error.details()["reason"], "timeout");
+    assert_eq!(error.details()["timeout_seconds"], 1);
+    assert!(!support::database_exists(&target));
+    assert!(staging_left(&status).is_empty());
+}
+
+#[test]
+fn a_checksum_mismatch_fails_before_the_swap() {
+    let fixture = Fixture::new();
+    fixture.write("b.sql", GOOD.as_bytes());
+    fixture.seal("b.sql");
+    fixture.write("b.sql", format!("{GOOD}-- changed after sealing\n").as_bytes());
+    let target = unique("mismatch");
+
+    let status = fixture.restore("b.sql", &target, RestoreOptions { verify: true, ..Default::default() });
+
+    assert_eq!(status.status, RestoreState::Failed);
+    assert_eq!(status.verification_status, VerificationStatus::Failed);
+    assert!(status.error.clone().unwrap().message().contains("checksum mismatch"));
+    assert!(!support::database_exists(&target));
+    assert!(staging_left(&status).is_empty());
+}
+
+#[test]
+fn verify_passes_for_an_intact_sealed_backup() {
+    let fixture = Fixture::new();
+    fixture.write("b.sql", GOOD.as_bytes());
+    fixture.seal("b.sql");
+    let target = unique("verified");
+
+    let status = fixture.restore("b.sql", &target, RestoreOptions { verify: true, ..Default::default() });
+
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    assert_eq!(status.verification_status, VerificationStatus::Verified);
+    assert_eq!(query(&target, "SELECT count(*) FROM t"), "2");
+    support::drop_database(&target);
+}
+
+#[test]
+fn verify_without_a_recorded_checksum_is_an_invalid_request() {
+    let fixture = Fixture::new();
+    fixture.write("b.sql", GOOD.as_bytes());
+    let request = RestoreRequest {
+        backup_name: "b.sql".into(),
+        target_database: unique("noverify"),
+        options: RestoreOptions { verify: true, ..Default::default() },
+    };
+    let err = fixture.engine.create_restore(request).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidRequest);
+    assert!(err.request_id().starts_with("req_"));
+}
+
+#[test]
+fn an_existing_target_without_force_is_database_exists() {
+    let fixture = Fixture::new();
+    fixture.write("b.sql", GOOD.as_bytes());
+    let target = populated_target();
+    let request = RestoreRequest {
+        backup_name: "b.sql".into(),
+        target_database: target.clone(),
+        options: RestoreOptions::default(),
+    };
+    let err = fixture.engine.create_restore(request).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::DatabaseExists);
+    assert_eq!(err.http_status(), 409);
+    assert_eq!(query(&target, "SELECT x FROM keep"), "42");
+}
+
+#[test]
+fn force_swaps_a_populated_target() {
+    let fixture = Fixture::new();
+    fixture.write("b.sql", GOOD.as_bytes());
+    let target = populated_target();
+
+    let status = fixture.restore("b.sql", &target, force());
+
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    assert_eq!(query(&target, "SELECT string_agg(v, ',' ORDER BY id) FROM t"), "one,two");
+    assert_eq!(query(&target, "SELECT to_regclass('keep') IS NULL"), "t");
+    let leftovers: Vec<String> = support::list_databases()
+        .into_iter()
+        .filter(|db| db.starts_with("_srst_old_"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    support::drop_database(&target);
+}
+
+#[test]
+fn two_restores_run_at_once() {
+    let fixture = Fixture::new();
+    fixture.write("b.sql", format!("{GOOD}SELECT pg_sleep(1);\n").as_bytes());
+    let targets = [unique("twin"), unique("twin")];
+    let ids: Vec<String> = targets
+        .iter()
+        .map(|target| {
+            let request = RestoreRequest {
+                backup_name: "b.sql".into(),
+                target_database: target.clone(),
+                options: RestoreOptions::default(),
+            };
+            fixture.engine.create_restore(request).expect("accepted").restore_id
+        })
+        .collect();
+    let running = ids
+        .iter()
+        .filter(|id| !fixture.engine.restore_status(id).unwrap().status.is_final())
+        .count();
+    assert_eq!(running, 2, "both restores run at the same time");
+    for (id, target) in ids.iter().zip(&targets) {
+        let status = fixture.engine.wait_restore(id, Some(Duration::from_secs(60))).unwrap();
+        assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+        assert_eq!(query(target, "SELECT count(*) FROM t"), "2");
+        support::drop_database(target);
+    }
+}
+
+#[test]
+fn a_second_restore_into_the_same_target_is_refused_while_the_first_runs() {
+    let fixture = Fixture::new();
+    fixture.write("b.sql", format!("{GOOD}SELECT pg_sleep(2);\n").as_bytes());
+    let target = unique("same");
+    let request = RestoreRequest {
+        backup_name: "b.sql".into(),
+        target_database: target.clone(),
+        options: RestoreOptions::default(),
+    };
+    let first = fixture.engine.create_restore(request.clone()).expect("accepted");
+    let err = fixture.engine.create_restore(request).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::DatabaseExists);
+    let status = fixture.engine.wait_restore(&first.restore_id, None).unwrap();
+    assert_eq!(status.status, RestoreState::Completed);
+    support::drop_database(&target);
+}
+
+#[test]
+fn events_end_with_the_final_status() {
+    let fixture = Fixture::new();
+    fixture.write("b.sql", GOOD.as_bytes());
+    let target = unique("events");
+    let request = RestoreRequest {
+        backup_name: "b.sql".into(),
+        target_database: target.clone(),
+        options: RestoreOptions::default(),
+    };
+    let started = fixture.engine.create_restore(request).expect("accepted");
+    assert!(started.restore_id.starts_with("rst_"));
+    assert!(started.estimated_completion.is_some());
+    let mut events = fixture.engine.subscribe(&started.restore_id).unwrap();
+    let mut seen = Vec::new();
+    while let Ok(Some(status)) = events.next_status_blocking(Duration::from_secs(30)) {
+        seen.push(status.progress);
+    }
+    assert_eq!(seen.last(), Some(&100));
+    assert!(seen.windows(2).all(|pair| pair[0] <= pair[1]), "{seen:?}");
+    support::drop_database(&target);
+}

@@ -1,0 +1,246 @@
+//! What a dump may hold, restored through the engine into a real server.
+
+use restore_core::{OnError, RestoreOptions, RestoreState, RestoreStatus};
+
+use crate::harness::{make_source, pg_dump, query, staging_left, unique, Fixture};
+use crate::support;
+
+fn restore_sql(sql: &[u8], options: RestoreOptions) -> (String, RestoreStatus) {
+    let fixture = Fixture::new();
+    fixture.write("dump.sql", sql);
+    let target = unique("dump");
+    let status = fixture.restore("dump.sql", &target, options);
+    (target, status)
+}
+
+fn completed(sql: &[u8]) -> String {
+    let (target, status) = restore_sql(sql, RestoreOptions::default());
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    target
+}
+
+fn refused(sql: &[u8]) -> String {
+    let (target, status) = restore_sql(sql, RestoreOptions::default());
+    assert_eq!(status.status, RestoreState::Failed);
+    assert!(!support::database_exists(&target));
+    assert!(staging_left(&status).is_empty());
+    status.error.clone().expect("error").message().to_owned()
+}
+
+#[test]
+fn a_real_pg_dump_restores_with_the_same_content_and_objects() {
+    let source = unique("source");
+    make_source(&source);
+    let expected = support::table_fingerprint(&support::database_url(), &source);
+
+    for workers in [1, 3] {
+        let dump = pg_dump(&source, &[]);
+        let options = RestoreOptions { parallel_workers: workers, ..Default::default() };
+        let (target, status) = restore_sql(&dump, options);
+        assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+        assert_eq!(support::table_fingerprint(&support::database_url(), &target), expected);
+        let objects = "SELECT (SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'), \
+                       (SELECT count(*) FROM pg_constraint WHERE contype = 'f'), \
+                       stars_of(1) IS NOT NULL, (SELECT count(*) FROM cheap) > 0, \
+                       obj_description('books'::regclass)";
+        assert_eq!(query(&target, objects), query(&source, objects));
+        assert_eq!(status.summary.tables, 3);
+        assert_eq!(status.summary.rows, 25200);
+        support::drop_database(&target);
+    }
+    support::drop_database(&source);
+}
+
+#[test]
+fn a_create_dump_is_followed_into_the_target() {
+    let source = unique("created");
+    make_source(&source);
+    query(&source, &format!("COMMENT ON DATABASE {source} IS 'from the dump'"));
+    let dump = pg_dump(&source, &["--create", "--clean", "--if-exists"]);
+    let (target, status) = restore_sql(&dump, RestoreOptions::default());
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    assert_eq!(query(&target, "SELECT count(*) FROM books"), "20000");
+    let comment = "SELECT shobj_description(oid, 'pg_database') FROM pg_database \
+                   WHERE datname = current_database()";
+    assert_eq!(query(&target, comment), "from the dump");
+    assert!(support::database_exists(&source), "the dumped database itself is untouched");
+    support::drop_database(&target);
+    support::drop_database(&source);
+}
+
+#[test]
+fn large_objects_restore_in_order_on_one_connection() {
+    let source = unique("blobs");
+    support::create_database(&source);
+    query(
+        &source,
+        "CREATE TABLE docs (id int, body oid); \
+         INSERT INTO docs SELECT i, lo_from_bytea(0, convert_to(repeat('blob', i), 'UTF8')) \
+         FROM generate_series(1, 30) i;",
+    );
+    let dump = pg_dump(&source, &[]);
+    let options = RestoreOptions { parallel_workers: 4, ..Default::default() };
+    let (target, status) = restore_sql(&dump, options);
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    let check = "SELECT sum(length(lo_get(body))) FROM docs";
+    assert_eq!(query(&target, check), query(&source, check));
+    support::drop_database(&target);
+    support::drop_database(&source);
+}
+
+#[test]
+fn restrict_lines_are_consumed_and_never_sent() {
+    let target = completed(b"\\restrict AbC123\nCREATE TABLE t (x int);\n\\unrestrict AbC123\n");
+    assert_eq!(query(&target, "SELECT count(*) FROM t"), "0");
+    support::drop_database(&target);
+}
+
+#[test]
+fn crlf_files_restore_like_lf_files() {
+    let sql = "CREATE TABLE t (id int, v text);\r\nCOPY t (id, v) FROM stdin;\r\n\
+               1\ta\r\n2\tb.\r\n\\.\r\nINSERT INTO t VALUES (3, 'c');\r\n";
+    let target = completed(sql.as_bytes());
+    assert_eq!(query(&target, "SELECT string_agg(v, ',' ORDER BY id) FROM t"), "a,b.,c");
+    support::drop_database(&target);
+}
+
+#[test]
+fn a_byte_order_mark_at_the_start_is_skipped() {
+    let target = completed(b"\xef\xbb\xbfCREATE TABLE t (x int);\n");
+    assert_eq!(query(&target, "SELECT count(*) FROM t"), "0");
+    support::drop_database(&target);
+}
+
+#[test]
+fn copy_rows_that_look_like_terminators_are_data() {
+    let sql = "CREATE TABLE t (id int, v text);\nCOPY t (id, v) FROM stdin;\n\
+               1\tends with a dot.\n2\t\\\\.\n3\tx\\.\n\\.\n";
+    let target = completed(sql.as_bytes());
+    assert_eq!(
+        query(&target, "SELECT string_agg(v, '|' ORDER BY id) FROM t"),
+        "ends with a dot.|\\.|x."
+    );
+    support::drop_database(&target);
+}
+
+#[test]
+fn a_20_mb_row_and_a_300_kb_statement_restore_without_a_line_limit() {
+    let long_value = "y".repeat(300_000);
+    let sql = format!(
+        "CREATE TABLE t (id int, v text);\nCOPY t (id, v) FROM stdin;\n1\t{}\n\\.\n\
+         INSERT INTO t VALUES (2, '{long_value}');\n",
+        "x".repeat(20 << 20)
+    );
+    let target = completed(sql.as_bytes());
+    assert_eq!(query(&target, "SELECT string_agg(length(v)::text, ',' ORDER BY id) FROM t"), "20971520,300000");
+    support::drop_database(&target);
+}
+
+#[test]
+fn a_latin1_dump_is_read_in_its_encoding() {
+    let mut sql = b"SET client_encoding = 'LATIN1';\nCREATE TABLE t (v text);\n\
+                    INSERT INTO t VALUES ('caf\xe9');\nCOPY t (v) FROM stdin;\nna\xefve\n\\.\n"
+        .to_vec();
+    sql.extend_from_slice(b"COMMENT ON TABLE t IS 'd\xe9j\xe0';\n");
+    let target = completed(&sql);
+    assert_eq!(query(&target, "SELECT string_agg(v, ',' ORDER BY v) FROM t"), "café,naïve");
+    assert_eq!(query(&target, "SELECT obj_description('t'::regclass)"), "déjà");
+    support::drop_database(&target);
+}
+
+#[test]
+fn a_setting_the_server_does_not_know_is_skipped_with_a_warning() {
+    let (target, status) = restore_sql(
+        b"SET transaction_timeout = 0;\nSET nonexistent_setting_xyz = 1;\nCREATE TABLE t (x int);\n",
+        RestoreOptions::default(),
+    );
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    assert!(status.warnings.iter().any(|w| w.contains("setting skipped")), "{:?}", status.warnings);
+    support::drop_database(&target);
+}
+
+#[test]
+fn session_settings_reach_every_worker() {
+    let sql = "CREATE SCHEMA s;\nCREATE TABLE s.t (v text);\nSET search_path = s;\n\
+               SET standard_conforming_strings = off;\nCOPY t (v) FROM stdin;\n"
+        .to_owned()
+        + &"row\n".repeat(5000)
+        + "\\.\nINSERT INTO t VALUES ('a\\'b');\n";
+    let fixture = Fixture::new();
+    fixture.write("d.sql", sql.as_bytes());
+    let target = unique("settings");
+    let options = RestoreOptions { parallel_workers: 3, ..Default::default() };
+    let status = fixture.restore("d.sql", &target, options);
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    assert_eq!(query(&target, "SELECT count(*) FROM s.t"), "5001");
+    assert_eq!(query(&target, "SELECT count(*) FROM s.t WHERE v = 'a''b'"), "1");
+    support::drop_database(&target);
+}
+
+#[test]
+fn on_error_continue_skips_and_reports_each_failure() {
+    let sql = "-- Name: t; Type: TABLE; Schema: public; Owner: x\n\
+               CREATE TABLE t (id int);\nCOPY t (id) FROM stdin;\n1\nnot a number\n\\.\n\
+               SELECT 1/0;\nCREATE TABLE u (x int);\n";
+    let options = RestoreOptions { on_error: OnError::Continue, ..Default::default() };
+    let (target, status) = restore_sql(sql.as_bytes(), options);
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    assert_eq!(status.errors.len(), 2, "{:?}", status.errors);
+    assert_eq!(status.errors[0].line, 3);
+    assert_eq!(status.errors[0].object.as_deref(), Some("TABLE public.t"));
+    assert_eq!(status.errors[1].line, 6);
+    assert_eq!(query(&target, "SELECT count(*) FROM t"), "0", "the failed block is skipped whole");
+    assert_eq!(query(&target, "SELECT to_regclass('u') IS NOT NULL"), "t");
+    support::drop_database(&target);
+}
+
+#[test]
+fn no_owner_and_no_privileges_skip_what_they_name() {
+    let sql = b"CREATE TABLE t (x int);\nALTER TABLE t OWNER TO role_that_does_not_exist;\n\
+                GRANT SELECT ON t TO role_that_does_not_exist;\n";
+    let options = RestoreOptions { no_owner: true, no_privileges: true, ..Default::default() };
+    let (target, status) = restore_sql(sql, options);
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    assert_eq!(status.summary.skipped, 2);
+    support::drop_database(&target);
+    let (_, status) = restore_sql(sql, RestoreOptions::default());
+    assert_eq!(status.status, RestoreState::Failed, "without the options the role is needed");
+}
+
+#[test]
+fn shell_and_file_meta_commands_are_refused_and_never_run() {
+    let marker = std::env::temp_dir().join(format!("sr_marker_{}", std::process::id()));
+    for meta in [format!("\\! touch {}", marker.display()), "\\o /tmp/out".into(), "\\i /etc/passwd".into(),
+                 "\\copy t from '/etc/passwd'".into(), "SELECT 1 \\gexec".into()] {
+        let message = refused(format!("CREATE TABLE t (x int);\n{meta}\n").as_bytes());
+        assert!(message.contains("line 2"), "{message}");
+        assert!(message.contains("not allowed"), "{message}");
+    }
+    assert!(!marker.exists(), "a shell command ran");
+}
+
+#[test]
+fn statements_beyond_the_target_are_refused() {
+    for sql in ["ALTER SYSTEM SET work_mem = '1GB';", "CREATE ROLE intruder;",
+                "DROP DATABASE postgres;", "CREATE DATABASE other;\nCREATE DATABASE third;",
+                "COMMENT ON DATABASE postgres IS 'x';"] {
+        let message = refused(format!("CREATE TABLE t (x int);\n{sql}\n").as_bytes());
+        assert!(message.contains("refused"), "{sql}: {message}");
+    }
+}
+
+#[test]
+fn a_dump_of_several_databases_is_refused() {
+    let sql = "CREATE DATABASE a;\n\\connect a\nCREATE TABLE t (x int);\n\
+               CREATE DATABASE b;\n\\connect b\nCREATE TABLE u (x int);\n";
+    let message = refused(sql.as_bytes());
+    assert!(message.contains("pg_dumpall"), "{message}");
+    let message = refused(b"\\connect a\nCREATE TABLE t (x int);\n\\connect b\n");
+    assert!(message.contains("pg_dumpall"), "{message}");
+}
+
+#[test]
+fn a_truncated_copy_block_fails_and_names_its_line() {
+    let message = refused(b"CREATE TABLE t (x int);\nCOPY t (x) FROM stdin;\n1\n2\n");
+    assert!(message.contains("line 2"), "{message}");
+}
