@@ -23,7 +23,7 @@ use tokio_postgres::Client;
 use crate::dump::{Item, MetaCommand, Statement, TocEntry};
 use crate::error::{RestoreError, Result};
 use crate::job::{OnError, Operation, Progress, StatementError};
-use crate::plan::{classify, Action, Build, PlanOptions};
+use crate::plan::{classify, copy_target, Action, Build, PlanOptions};
 use crate::server::{describe_db_error, quote_ident, Server};
 use crate::staging;
 use session::Session;
@@ -62,10 +62,13 @@ pub(crate) struct Loader {
     copy_failed: Arc<AtomicBool>,
     copy: Option<Arc<CopyBlock>>,
     copy_worker: usize,
+    /// The current COPY block goes whole to one worker and nothing overlaps it.
+    copy_serial: bool,
     unchecked: Vec<(Arc<CopyBlock>, u64)>,
     run: Vec<Pending>,
     dumped_db: Option<String>,
     dropped_db: Option<String>,
+    dropped_line: u64,
     connected_db: Option<String>,
     create_options: Option<String>,
     outcome: LoadOutcome,
@@ -121,10 +124,12 @@ impl Loader {
             copy_failed: Arc::new(AtomicBool::new(false)),
             copy: None,
             copy_worker: 0,
+            copy_serial: false,
             unchecked: Vec::new(),
             run: Vec::new(),
             dumped_db: None,
             dropped_db: None,
+            dropped_line: 0,
             connected_db: None,
             create_options: None,
             outcome: LoadOutcome::default(),
@@ -152,7 +157,19 @@ impl Loader {
             }
         }
         self.ensure_connected().await?;
+        self.check_dropped()?;
         self.barrier().await
+    }
+
+    /// A dump may drop only the database it creates (`--clean --create`).
+    fn check_dropped(&self) -> Result<()> {
+        match &self.dropped_db {
+            Some(dropped) if self.dumped_db.as_ref() != Some(dropped) => {
+                let why = format!("drops database {dropped:?}, which the dump does not create");
+                Err(self.refuse(self.dropped_line, None, &why))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn place(&self, line: u64, object: Option<&str>) -> String {
@@ -236,11 +253,12 @@ impl Loader {
             }
             Action::Refuse(why) => Err(self.refuse(stmt.line, toc.as_deref(), &why)),
             Action::DropDatabase { name } => {
-                if self.connected_db.is_some() || self.dropped_db.is_some() {
+                if self.control.is_some() || self.dropped_db.is_some() {
                     let why = format!("drops database {name:?} in the middle of the restore");
                     return Err(self.refuse(stmt.line, toc.as_deref(), &why));
                 }
                 self.dropped_db = Some(name);
+                self.dropped_line = stmt.line;
                 self.progress.count_skipped();
                 Ok(())
             }
@@ -369,12 +387,7 @@ impl Loader {
         if self.outcome.staging_created {
             return Ok(());
         }
-        if let Some(dropped) = &self.dropped_db {
-            if self.dumped_db.as_ref() != Some(dropped) {
-                let why = format!("drops database {dropped:?}, which the dump does not create");
-                return Err(self.refuse(0, None, &why));
-            }
-        }
+        self.check_dropped()?;
         self.progress.set_operation(Operation::CreatingDatabase);
         let options = self.create_options.as_deref();
         staging::create(&self.admin, &self.settings.staging, options, &self.settings.restore_id)
@@ -426,6 +439,14 @@ impl Loader {
         self.run_pending_builds().await?;
         self.progress.set_operation(Operation::RestoringData);
         let sql = self.text(&stmt)?;
+        // Rows checked by triggers (foreign keys of a hand-written schema, user triggers) may
+        // depend on the rows of earlier blocks and of their own block: such a block waits for
+        // everything before it and is loaded whole by one worker, as psql would.
+        let serial = self.copy_serial || self.has_triggers(&stmt).await;
+        if serial {
+            self.end_open_copy().await?;
+        }
+        self.copy_serial = serial;
         let object = object_of(stmt.toc.as_deref())
             .unwrap_or_else(|| format!("COPY at line {}", stmt.line));
         self.copy = Some(Arc::new(CopyBlock {
@@ -449,7 +470,7 @@ impl Loader {
         }
         let task = Task::Batch { block, rows, session: self.session.snapshot() };
         // Under `continue` a block goes whole to one worker, so a failure skips all of it.
-        if self.settings.on_error == OnError::Continue {
+        if self.settings.on_error == OnError::Continue || self.copy_serial {
             return self.send(self.copy_worker, task).await;
         }
         let start = self.copy_worker;
@@ -472,6 +493,25 @@ impl Loader {
         permit.map_err(|_| self.worker_gone())?.send(task.expect("task"));
         self.copy_worker = (index + 1) % count;
         Ok(())
+    }
+
+    /// True when loading the table a COPY names (or any of its partitions) fires a trigger.
+    async fn has_triggers(&self, stmt: &Statement) -> bool {
+        let Some(table) = copy_target(&stmt.sql) else {
+            return true;
+        };
+        let Some(control) = self.control.as_ref() else {
+            return true;
+        };
+        // Bit 2 of tgtype marks triggers fired by INSERT: foreign-key checks and user
+        // triggers; the referenced side's foreign-key triggers fire only on UPDATE and DELETE.
+        let sql = "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgenabled <> 'D' \
+                   AND (tgtype::int & 4) <> 0 AND (tgrelid = to_regclass($1) OR tgrelid IN \
+                   (SELECT relid FROM pg_partition_tree(to_regclass($1)))))";
+        match control.query_one(sql, &[&table]).await {
+            Ok(row) => row.get(0),
+            Err(_) => true,
+        }
     }
 
     fn end_copy(&mut self, rows: u64) {

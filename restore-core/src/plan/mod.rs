@@ -304,6 +304,24 @@ fn classify_build(words: &[Word], toc: Option<&TocEntry>) -> Option<Build> {
     None
 }
 
+/// The table a `COPY … FROM stdin` loads, quoted for SQL (`"public"."t"`), as the session's
+/// search path resolves it.
+pub(crate) fn copy_target(sql: &[u8]) -> Option<String> {
+    let words = leading_words(sql, 4);
+    if !words.first()?.is("copy") {
+        return None;
+    }
+    let part = |word: &Word| match word {
+        Word::Ident { text, .. } => Some(crate::server::quote_ident(text)),
+        _ => None,
+    };
+    let first = part(words.get(1)?)?;
+    if words.get(2) == Some(&Word::Symbol('.')) {
+        return Some(format!("{first}.{}", part(words.get(3)?)?));
+    }
+    Some(first)
+}
+
 /// Reads `name` or `schema.name` at `at`; returns the relation's own name (the schema is
 /// dropped, so two tables of one name in different schemas count as one: that only makes the
 /// schedule more careful) and the index after it.

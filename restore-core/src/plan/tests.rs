@@ -153,3 +153,10 @@ fn builds_without_a_header_are_barriers() {
     let attach = "ALTER INDEX public.p_pkey ATTACH PARTITION public.p1_pkey;";
     assert_eq!(classify(&under("INDEX ATTACH", attach), PlanOptions::default()), Action::Barrier);
 }
+
+#[test]
+fn copy_targets_are_quoted_as_the_server_folds_them() {
+    assert_eq!(copy_target(b"COPY public.\"Big T\" (a) FROM stdin;").unwrap(), "\"public\".\"Big T\"");
+    assert_eq!(copy_target(b"copy Actor (a) from stdin;").unwrap(), "\"actor\"");
+    assert_eq!(copy_target(b"SELECT 1;"), None);
+}

@@ -33,9 +33,9 @@ fn a_restore_failing_midway_leaves_the_target_untouched() {
     assert_eq!(status.status, RestoreState::Failed);
     let error = status.error.clone().expect("error");
     assert_eq!(error.code(), ErrorCode::RestoreFailed);
-    assert!(error.message().contains("bad.sql, line 5"), "{}", error.message());
+    assert!(error.message().contains("bad.sql, line 6"), "{}", error.message());
     assert!(error.message().contains("division by zero"), "{}", error.message());
-    assert_eq!(error.details()["line"], 5);
+    assert_eq!(error.details()["line"], 6);
     assert_eq!(query(&target, "SELECT x FROM keep"), "42");
     assert!(staging_left(&status).is_empty());
 }

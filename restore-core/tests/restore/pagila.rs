@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use restore_core::{RestoreOptions, RestoreState};
 
-use crate::harness::{gzip, psql_restore, unique, Fixture};
+use crate::harness::{gzip, psql_restore, query, unique, Fixture};
 use crate::support;
 
 fn fixture(name: &str) -> Option<Vec<u8>> {
@@ -15,6 +15,29 @@ fn fixture(name: &str) -> Option<Vec<u8>> {
     let mut sql = Vec::new();
     flate2::read::GzDecoder::new(file).read_to_end(&mut sql).expect("fixture decodes");
     Some(sql)
+}
+
+/// Row counts and content per table, leaving out the columns Pagila fills with `now()` when a
+/// row is loaded (its data dump sets `modified` for most tables, not for `payment`), which differ between any two restores.
+fn fingerprint(db: &str) -> Vec<(String, i64, String)> {
+    let tables = query(
+        db,
+        "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables \
+         WHERE schemaname = 'public' ORDER BY 1",
+    );
+    tables
+        .lines()
+        .map(|table| {
+            let row = "(to_jsonb(t) - 'created' - 'modified' - 'last_update')::text";
+            let sql = format!(
+                "SELECT count(*), coalesce(md5(string_agg({row}, E'\\n' ORDER BY {row})), '') \
+                 FROM {table} t"
+            );
+            let out = query(db, &sql);
+            let (rows, digest) = out.split_once('|').expect("count|md5");
+            (table.to_owned(), rows.parse().expect("count"), digest.to_owned())
+        })
+        .collect()
 }
 
 #[test]
@@ -32,7 +55,7 @@ fn pagila_restores_like_psql_with_one_and_four_workers() {
     let clock = Instant::now();
     psql_restore(&reference, &[&schema_file, &data_file]);
     eprintln!("psql: {:.2} s", clock.elapsed().as_secs_f64());
-    let expected = support::table_fingerprint(&support::database_url(), &reference);
+    let expected = fingerprint(&reference);
     let rental = expected.iter().find(|(table, ..)| table == "public.rental").expect("rental");
     assert_eq!(rental.1, 16044);
 
@@ -49,7 +72,7 @@ fn pagila_restores_like_psql_with_one_and_four_workers() {
         assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
         eprintln!("engine, {workers} workers: {:.2} s", status.duration_seconds);
         assert_eq!(status.progress, 100);
-        let restored = support::table_fingerprint(&support::database_url(), &target);
+        let restored = fingerprint(&target);
         assert_eq!(restored, expected, "{workers} workers");
         support::drop_database(&target);
     }
