@@ -2,6 +2,7 @@
 mod error;
 mod ids;
 
+pub mod checksum;
 pub mod dump;
 
 pub use error::{ErrorCode, RestoreError, Result};
