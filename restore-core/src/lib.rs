@@ -3,6 +3,7 @@ mod error;
 mod ids;
 
 pub mod checksum;
+pub mod codec;
 pub mod dump;
 
 pub use error::{ErrorCode, RestoreError, Result};
