@@ -2,6 +2,7 @@
 mod error;
 mod ids;
 
+pub mod catalog;
 pub mod checksum;
 pub mod codec;
 pub mod dump;
