@@ -8,6 +8,7 @@
 //! bytes back in order through a bounded channel, so memory stays flat whatever the file's size.
 
 mod gzip;
+mod pack;
 mod split;
 mod zstd;
 
@@ -19,6 +20,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 
 use crate::error::{RestoreError, Result};
+pub use pack::pack;
 use split::{Limits, Message, Splitter};
 
 /// How many decoded chunks may wait for the consumer. With the segments in flight on the pool
@@ -508,6 +510,23 @@ mod tests {
             data.extend(&fake);
             data.extend(sample(i as usize * 40, 90 + i, false));
             stored.extend(gzip_member(&data, 0));
+            plain.extend(data);
+        }
+        for threads in [1, 2] {
+            let out = decode_with(&stored, Format::Gzip, threads, tight()).unwrap();
+            assert!(out == plain, "{threads} threads");
+        }
+    }
+
+    #[test]
+    fn packed_members_with_member_headers_inside_decode_in_order() {
+        let fake = gzip_member(b"inside", 6);
+        let mut plain = Vec::new();
+        let mut stored = Vec::new();
+        for i in 0..50 {
+            let mut data = sample(i * 300, 100 + i as u64, i % 2 == 0);
+            data.extend(&fake);
+            stored.extend(gzip::packed_member(&data, (i % 3) as u32).unwrap());
             plain.extend(data);
         }
         for threads in [1, 2] {
