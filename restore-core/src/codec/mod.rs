@@ -211,6 +211,9 @@ impl Read for DecodedStream {
 ///
 /// Multi-member gzip and multi-frame zstd are decoded in parallel; a stream of one large member
 /// or frame is decoded on the reader thread, overlapping the consumer.
+///
+/// Read the stream from a thread outside `pool`: a reader blocked on a pool thread waits for
+/// work that may be queued behind it.
 pub fn decoded_reader(
     source: Box<dyn Read + Send>,
     format: Format,

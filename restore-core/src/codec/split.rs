@@ -383,6 +383,7 @@ impl<C: Codec> Splitter<C> {
                     // The cut between them was false. The front's member ends at the first
                     // place past the cut where one may start, or later: decode up to there
                     // again, and the rest of the next segment as a segment of its own.
+                    tracing::trace!(offset = next.start, "false member boundary, merging");
                     let end = C::find_cut(&next.data, &mut 0, 1).unwrap_or(next.data.len());
                     if front.data.len() + end > self.limits.stream_threshold {
                         self.rewind(front.start, vec![front.data, next.data]);
@@ -476,6 +477,10 @@ impl<C: Codec> Splitter<C> {
 
     /// Decodes everything from the tail on, on this thread.
     fn run_streaming(&mut self) -> Result<(), Stop> {
+        tracing::debug!(
+            offset = self.tail_start,
+            "decoding the rest of the stream on one thread"
+        );
         let pending = std::mem::take(&mut self.tail).freeze();
         let source = std::mem::replace(&mut self.source, Box::new(io::empty()));
         let reader = BufReader::with_capacity(self.limits.block, pending.reader().chain(source));

@@ -4,6 +4,9 @@
 //! frames (magic `0x184D2A5?`, a 4-byte length, then that many ignored bytes) between them.
 //! Unlike gzip, a frame's end can be found without decoding by walking its block headers, so
 //! the cuts the splitter makes are exact.
+//!
+//! Frames are decoded with zstd's default window limit (128 MiB), as `zstd -d` does: frames
+//! written with `--long=31` are refused as corrupt until a larger limit is made an option.
 
 use std::io::BufRead;
 
