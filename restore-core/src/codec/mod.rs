@@ -702,13 +702,7 @@ mod tests {
     }
 
     #[test]
-    fn source_failure_and_cancellation_reach_the_consumer() {
-        let cancel = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let source = crate::checksum::HashingReader::new(
-            io::Cursor::new(vec![1u8; 10]),
-            Arc::default(),
-            cancel,
-        );
+    fn cancellation_reaches_the_consumer_and_stays() {
         for format in [Format::Plain, Format::Gzip, Format::Zstd] {
             let source = crate::checksum::HashingReader::new(
                 io::Cursor::new(vec![1u8; 10]),
@@ -724,7 +718,67 @@ mod tests {
                 "{format}: failure is sticky"
             );
         }
-        drop(source);
+    }
+
+    /// Yields its bytes, then fails like a disk that went away.
+    struct FailingSource(io::Cursor<Vec<u8>>);
+
+    impl Read for FailingSource {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.0.read(buf)? {
+                0 => Err(io::Error::other("device gone")),
+                n => Ok(n),
+            }
+        }
+    }
+
+    #[test]
+    fn source_read_error_fails_the_stream_with_the_offset_reached() {
+        let (_, stored, _) = members(10, 15);
+        let cut = stored.len() / 2;
+        for format in [Format::Plain, Format::Gzip] {
+            let source = FailingSource(io::Cursor::new(stored[..cut].to_vec()));
+            let mut stream = decoded_reader(Box::new(source), format, pool(2)).unwrap();
+            let err = stream.read_to_end(&mut Vec::new()).unwrap_err();
+            assert_eq!(failure_offset(&err), cut as u64, "{format}");
+            assert!(restore_error(&err).message().contains("device gone"));
+        }
+    }
+
+    #[test]
+    fn stored_bytes_are_hashed_and_counted_by_the_time_the_stream_ends() {
+        let (plain, stored, _) = members(20, 14);
+        for format_stored in [
+            (Format::Gzip, stored.clone()),
+            (Format::Plain, plain.clone()),
+        ] {
+            let (format, bytes) = format_stored;
+            let counted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let source = crate::checksum::HashingReader::new(
+                io::Cursor::new(bytes.clone()),
+                counted.clone(),
+                Arc::default(),
+            );
+            let slot = source.checksum_slot();
+            let mut stream = decoded_reader(Box::new(source), format, pool(2)).unwrap();
+            let mut out = Vec::new();
+            stream.read_to_end(&mut out).unwrap();
+
+            let mut expected = crate::checksum::Sha256Hasher::new();
+            expected.update(&bytes);
+            assert!(out == plain);
+            assert_eq!(slot.get(), Some(expected.finish()), "{format}");
+            assert_eq!(
+                counted.load(std::sync::atomic::Ordering::Relaxed),
+                bytes.len() as u64
+            );
+        }
+    }
+
+    #[test]
+    fn decoded_stream_can_move_to_another_thread() {
+        fn assert_send<T: Send>() {}
+        assert_send::<DecodedStream>();
     }
 
     #[test]
