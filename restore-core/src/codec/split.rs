@@ -47,8 +47,10 @@ pub(crate) struct Limits {
 }
 
 impl Default for Limits {
-    /// With two segments per pool thread in flight, these keep a stream's memory (compressed
-    /// tail, segments and their output, chunks waiting for the consumer) under about 64 MiB.
+    /// With at most four segments in flight and two chunks waiting for the consumer, a stream
+    /// of packed or ordinary multi-member input holds well under 64 MiB; the bound for input
+    /// built to defeat it (segments of 16 MiB that each decode to just under 8 MiB) is about
+    /// 140 MiB.
     fn default() -> Self {
         Limits {
             block: BLOCK,
@@ -127,6 +129,9 @@ impl<R: BufRead> Counted<R> {
     /// The buffered bytes, refilled when empty; empty only at the end of input.
     pub(crate) fn fill(&mut self) -> Result<&[u8], DecodeError> {
         let offset = self.offset;
+        // The buffer is taken by a second call: a borrow returned from inside the retry loop
+        // would outlive it. The second call returns what the first one buffered, or at the end
+        // of input asks the source once more, which reports the end again.
         loop {
             match self.inner.fill_buf() {
                 Ok(_) => break,
