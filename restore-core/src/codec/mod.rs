@@ -776,6 +776,26 @@ mod tests {
     }
 
     #[test]
+    fn damaged_input_fails_or_decodes_but_never_panics_or_hangs() {
+        let (_, gzip_stored, _) = members(8, 16);
+        let zstd_stored: Vec<u8> = (0..6)
+            .flat_map(|i| zstd_frame(&sample(20_000, 110 + i, true), i % 2 == 0))
+            .collect();
+        for (format, stored) in [(Format::Gzip, gzip_stored), (Format::Zstd, zstd_stored)] {
+            for seed in 0..60u64 {
+                let noise = sample(64, seed, false);
+                let mut damaged = stored.clone();
+                let at = (seed as usize * 7919) % damaged.len();
+                let end = (at + 1 + seed as usize % 40).min(damaged.len());
+                damaged[at..end].copy_from_slice(&noise[..end - at]);
+                if let Err(err) = decode_with(&damaged, format, 2, tight()) {
+                    assert_eq!(restore_error(&err).code(), ErrorCode::RestoreFailed);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn decoded_stream_can_move_to_another_thread() {
         fn assert_send<T: Send>() {}
         assert_send::<DecodedStream>();
