@@ -174,8 +174,10 @@ mod tests {
 
     #[test]
     fn every_code_has_its_documented_status() {
-        let pairs: Vec<(&str, u16)> =
-            ErrorCode::ALL.iter().map(|c| (c.as_str(), c.http_status())).collect();
+        let pairs: Vec<(&str, u16)> = ErrorCode::ALL
+            .iter()
+            .map(|c| (c.as_str(), c.http_status()))
+            .collect();
         assert_eq!(
             pairs,
             [

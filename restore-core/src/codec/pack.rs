@@ -1,0 +1,242 @@
+//! Writing backups in a form the decoder can spread over threads.
+//!
+//! A gzip file of one member (what `gzip` and `pg_dump -Z` write) can only be decoded on one
+//! thread. [`pack`] cuts the dump into pieces, compresses them in parallel and writes them as
+//! consecutive gzip members or zstd frames: any gzip or zstd tool reads the result as one
+//! stream, and the restore decodes the pieces in parallel. Each gzip member also records its own
+//! length in an extra header field, so the decoder finds the member boundaries without guessing.
+
+use std::collections::VecDeque;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+
+use super::{gzip, Format};
+use crate::error::{RestoreError, Result};
+
+/// Largest piece accepted: a packed gzip member records its length in 32 bits.
+const MAX_PIECE: usize = 1 << 30;
+
+/// Compresses `input` into `output` as `format`, in pieces of `piece_bytes` uncompressed bytes
+/// compressed in parallel on `pool`. gzip levels are 0–9, zstd levels 1–22.
+///
+/// The output is written to a temporary file beside it and renamed into place at the end, so
+/// `output` is either the complete result or untouched.
+pub fn pack(
+    input: &Path,
+    output: &Path,
+    format: Format,
+    piece_bytes: usize,
+    level: i32,
+    pool: Arc<rayon::ThreadPool>,
+) -> Result<()> {
+    let levels = match format {
+        Format::Gzip => 0..=9,
+        Format::Zstd => 1..=22,
+        Format::Plain => return Err(RestoreError::invalid("pack compresses to gzip or zstd")),
+    };
+    if !levels.contains(&level) {
+        return Err(RestoreError::invalid(format!(
+            "{format} level must be between {} and {}, not {level}",
+            levels.start(),
+            levels.end()
+        ))
+        .with_detail("level", level));
+    }
+    if !(1..=MAX_PIECE).contains(&piece_bytes) {
+        return Err(RestoreError::invalid(format!(
+            "piece size must be between 1 byte and {MAX_PIECE} bytes, not {piece_bytes}"
+        ))
+        .with_detail("piece_bytes", piece_bytes));
+    }
+
+    let file_name = output.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        RestoreError::invalid(format!("{} does not name a file", output.display()))
+    })?;
+    let temp = output.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
+    let written = write_pieces(input, &temp, format, piece_bytes, level, &pool)
+        .and_then(|()| fs::rename(&temp, output).map_err(|err| write_error(output, err)));
+    if written.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    written
+}
+
+fn write_pieces(
+    input: &Path,
+    temp: &Path,
+    format: Format,
+    piece_bytes: usize,
+    level: i32,
+    pool: &rayon::ThreadPool,
+) -> Result<()> {
+    let mut source = File::open(input).map_err(|err| read_error(input, err))?;
+    let mut sink = File::create(temp).map_err(|err| write_error(temp, err))?;
+    let max_inflight = (pool.current_num_threads() + 1).clamp(2, 8);
+    let mut inflight: VecDeque<Receiver<io::Result<Vec<u8>>>> = VecDeque::new();
+
+    let mut first = true;
+    loop {
+        let mut piece = Vec::with_capacity(piece_bytes);
+        (&mut source)
+            .take(piece_bytes as u64)
+            .read_to_end(&mut piece)
+            .map_err(|err| read_error(input, err))?;
+        // An empty input still becomes one valid, empty member or frame.
+        let last = piece.len() < piece_bytes;
+        if piece.is_empty() && !first {
+            break;
+        }
+        first = false;
+
+        let (sender, result) = sync_channel(1);
+        pool.spawn(move || {
+            let compressed = match format {
+                Format::Zstd => zstd::bulk::compress(&piece, level),
+                _ => gzip::packed_member(&piece, level as u32),
+            };
+            let _ = sender.send(compressed);
+        });
+        inflight.push_back(result);
+
+        while inflight.len() >= max_inflight || (last && !inflight.is_empty()) {
+            if let Some(next) = inflight.pop_front() {
+                write_next(next, &mut sink, temp)?;
+            }
+        }
+        if last {
+            break;
+        }
+    }
+
+    sink.sync_all().map_err(|err| write_error(temp, err))
+}
+
+fn write_next(next: Receiver<io::Result<Vec<u8>>>, sink: &mut File, temp: &Path) -> Result<()> {
+    let compressed = next
+        .recv()
+        .map_err(|_| RestoreError::failed("a compression worker stopped without a result"))?
+        .map_err(|err| RestoreError::failed(format!("compression failed: {err}")))?;
+    sink.write_all(&compressed)
+        .map_err(|err| write_error(temp, err))
+}
+
+fn read_error(path: &Path, err: io::Error) -> RestoreError {
+    RestoreError::failed(format!("cannot read {}: {err}", path.display()))
+        .with_detail("path", path.display().to_string())
+}
+
+fn write_error(path: &Path, err: io::Error) -> RestoreError {
+    RestoreError::failed(format!("cannot write {}: {err}", path.display()))
+        .with_detail("path", path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    use super::*;
+    use crate::error::ErrorCode;
+
+    fn pool() -> Arc<rayon::ThreadPool> {
+        Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap(),
+        )
+    }
+
+    fn dump(len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|i| b"0123456789\tabcdefghij\n"[(i * 7 + i / 13) % 22])
+            .collect()
+    }
+
+    fn decoded(path: &Path) -> Vec<u8> {
+        let mut out = Vec::new();
+        super::super::decode_file(path, pool())
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    /// Decodes with the system's tool when it is installed.
+    fn decoded_by_tool(tool: &str, path: &Path) -> Option<Vec<u8>> {
+        let output = Command::new(tool).arg("-dc").arg(path).output().ok()?;
+        assert!(
+            output.status.success(),
+            "{tool}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Some(output.stdout)
+    }
+
+    #[test]
+    fn packed_gzip_and_zstd_decode_to_the_input_here_and_with_the_usual_tools() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("dump.sql");
+        let plain = dump(300_001);
+        fs::write(&input, &plain).unwrap();
+
+        for (format, level, tool) in [(Format::Gzip, 6, "gzip"), (Format::Zstd, 3, "zstd")] {
+            let output = dir.path().join(format!("dump.sql.{format}"));
+            pack(&input, &output, format, 40_000, level, pool()).unwrap();
+            assert!(decoded(&output) == plain, "{format}");
+            if let Some(by_tool) = decoded_by_tool(tool, &output) {
+                assert!(by_tool == plain, "{tool}");
+            }
+        }
+    }
+
+    #[test]
+    fn empty_input_packs_to_a_valid_empty_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("empty.sql");
+        fs::write(&input, b"").unwrap();
+        for format in [Format::Gzip, Format::Zstd] {
+            let output = dir.path().join(format!("empty.{format}"));
+            pack(&input, &output, format, 1024, 3, pool()).unwrap();
+            assert!(fs::metadata(&output).unwrap().len() > 0);
+            assert!(decoded(&output).is_empty());
+        }
+    }
+
+    #[test]
+    fn bad_level_piece_size_or_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("dump.sql");
+        fs::write(&input, b"SELECT 1;\n").unwrap();
+        let output = dir.path().join("out");
+        for (format, piece, level) in [
+            (Format::Gzip, 1024, 10),
+            (Format::Zstd, 1024, 0),
+            (Format::Gzip, 0, 6),
+            (Format::Plain, 1024, 6),
+        ] {
+            let err = pack(&input, &output, format, piece, level, pool()).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidRequest);
+        }
+        assert!(!output.exists());
+    }
+
+    #[test]
+    fn failed_pack_leaves_no_output_and_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join("out.gz");
+        let err = pack(
+            &dir.path().join("missing.sql"),
+            &output,
+            Format::Gzip,
+            1024,
+            6,
+            pool(),
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::RestoreFailed);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}
