@@ -17,12 +17,22 @@ Exit status:
 #[command(name = "securerestore", version, after_help = EXIT_CODES)]
 pub(crate) struct Cli {
     /// Directory holding the backups.
-    #[arg(long, global = true, env = "SECURERESTORE_BACKUP_DIR", default_value = ".")]
+    #[arg(
+        long,
+        global = true,
+        env = "SECURERESTORE_BACKUP_DIR",
+        default_value = "."
+    )]
     pub(crate) backup_dir: PathBuf,
 
     /// Server to restore into (postgresql://…). Without it the PG* variables are used, or
     /// else the managed local PostgreSQL (see `local`).
-    #[arg(long, global = true, env = "SECURERESTORE_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "SECURERESTORE_DATABASE_URL",
+        hide_env_values = true
+    )]
     pub(crate) database_url: Option<String>,
 
     /// Where the managed local PostgreSQL keeps its files.

@@ -58,7 +58,10 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SECURERESTORE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn engine(cli: &Cli) -> Result<Engine, RestoreError> {
@@ -80,11 +83,18 @@ fn run(cli: Cli) -> Result<ExitCode, RestoreError> {
         Command::Verify { name, json } => {
             let report = engine(&cli)?.verify_backup(name)?;
             if *json {
-                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
             } else {
                 println!("{report}");
             }
-            Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(exit_code(ErrorCode::RestoreFailed)) })
+            Ok(if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(exit_code(ErrorCode::RestoreFailed))
+            })
         }
         Command::Local { action } => local(&cli, action),
     }
@@ -105,13 +115,22 @@ fn backups(engine: &Engine, args: &BackupsArgs) -> Result<ExitCode, RestoreError
     };
     let page = engine.list_backups(&options)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&page).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&page).unwrap_or_default()
+        );
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<40} {:>12}  {:<20}  {:<12}  CHECKSUM", "NAME", "SIZE", "CREATED", "STATUS");
+    println!(
+        "{:<40} {:>12}  {:<20}  {:<12}  CHECKSUM",
+        "NAME", "SIZE", "CREATED", "STATUS"
+    );
     for backup in &page.backups {
         let created = backup.created_at.format("%Y-%m-%d %H:%M:%S");
-        let checksum = backup.checksum.as_deref().map_or("-", |c| &c[..c.len().min(23)]);
+        let checksum = backup
+            .checksum
+            .as_deref()
+            .map_or("-", |c| &c[..c.len().min(23)]);
         println!(
             "{:<40} {:>12}  {created:<20}  {:<12}  {checksum}",
             backup.name, backup.size, backup.status
@@ -158,7 +177,10 @@ fn restore(engine: &Engine, args: &RestoreArgs) -> Result<ExitCode, RestoreError
 
     let status = progress::follow(engine, &started)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&status).unwrap_or_default()
+        );
     } else {
         print_summary(&status);
     }
@@ -204,13 +226,19 @@ fn print_summary(status: &RestoreStatus) {
         mib(summary.decoded_bytes) / status.duration_seconds.max(1e-3)
     );
     if let Some(checksum) = &summary.checksum {
-        println!("  {checksum} (verification: {:?})", status.verification_status);
+        println!(
+            "  {checksum} (verification: {:?})",
+            status.verification_status
+        );
     }
     for warning in &status.warnings {
         println!("  warning: {warning}");
     }
     if !status.errors.is_empty() {
-        println!("  {} statements failed and were skipped:", status.errors.len());
+        println!(
+            "  {} statements failed and were skipped:",
+            status.errors.len()
+        );
         for error in status.errors.iter().take(20) {
             let object = error.object.as_deref().unwrap_or("-");
             println!("    line {} ({object}): {}", error.line, error.message);
@@ -219,7 +247,10 @@ fn print_summary(status: &RestoreStatus) {
 }
 
 fn local(cli: &Cli, action: &LocalAction) -> Result<ExitCode, RestoreError> {
-    let dir = cli.state_dir.clone().unwrap_or_else(LocalServer::default_state_dir);
+    let dir = cli
+        .state_dir
+        .clone()
+        .unwrap_or_else(LocalServer::default_state_dir);
     let server = LocalServer::new(dir);
     match action {
         LocalAction::Start => {
@@ -229,7 +260,10 @@ fn local(cli: &Cli, action: &LocalAction) -> Result<ExitCode, RestoreError> {
         LocalAction::Stop => server.stop()?,
         LocalAction::Status => {
             let status = server.status()?;
-            println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&status).unwrap_or_default()
+            );
             if !status.running {
                 return Ok(ExitCode::from(1));
             }

@@ -10,9 +10,14 @@ use restore_core::{Engine, RestoreError, RestoreStatus};
 const LINE_EVERY: Duration = Duration::from_secs(5);
 
 /// Follows the restore until it ends and returns its final status.
-pub(crate) fn follow(engine: &Engine, started: &RestoreStatus) -> Result<RestoreStatus, RestoreError> {
+pub(crate) fn follow(
+    engine: &Engine,
+    started: &RestoreStatus,
+) -> Result<RestoreStatus, RestoreError> {
     let mut events = engine.subscribe(&started.restore_id)?;
-    let bar = std::io::stderr().is_terminal().then(|| bar(started.size_bytes));
+    let bar = std::io::stderr()
+        .is_terminal()
+        .then(|| bar(started.size_bytes));
     let mut last_line = Instant::now();
     let mut last_operation = None;
 
@@ -30,7 +35,9 @@ pub(crate) fn follow(engine: &Engine, started: &RestoreStatus) -> Result<Restore
                         if changed || last_line.elapsed() >= LINE_EVERY {
                             eprintln!(
                                 "{} {:>3}% {operation} {} of {} bytes",
-                                status.restore_id, status.progress, status.bytes_read,
+                                status.restore_id,
+                                status.progress,
+                                status.bytes_read,
                                 status.size_bytes
                             );
                             last_line = Instant::now();

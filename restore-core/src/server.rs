@@ -22,7 +22,9 @@ pub struct Server {
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The configuration may hold a password: show only where the server is.
-        f.debug_struct("Server").field("address", &self.address()).finish()
+        f.debug_struct("Server")
+            .field("address", &self.address())
+            .finish()
     }
 }
 
@@ -38,7 +40,10 @@ impl Server {
         }
         let maintenance_db = config.get_dbname().unwrap_or("postgres").to_owned();
         config.application_name("securerestore");
-        Ok(Server { config, maintenance_db })
+        Ok(Server {
+            config,
+            maintenance_db,
+        })
     }
 
     /// A server described by the libpq variables (`PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`,
@@ -68,7 +73,10 @@ impl Server {
         }
         let maintenance_db = get("PGDATABASE").unwrap_or_else(|| "postgres".into());
         config.application_name("securerestore");
-        Some(Ok(Server { config, maintenance_db }))
+        Some(Ok(Server {
+            config,
+            maintenance_db,
+        }))
     }
 
     /// `host:port`, for messages; never includes credentials.

@@ -97,7 +97,9 @@ impl Engine {
     pub fn new(config: EngineConfig) -> Result<Engine> {
         let catalog = Catalog::open(&config.backup_dir)?;
         if config.max_concurrent_restores == 0 {
-            return Err(RestoreError::invalid("max_concurrent_restores must be at least 1"));
+            return Err(RestoreError::invalid(
+                "max_concurrent_restores must be at least 1",
+            ));
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .thread_name("securerestore")
@@ -119,15 +121,23 @@ impl Engine {
             server: OnceLock::new(),
             jobs: Mutex::new(JobTable::default()),
         };
-        Ok(Engine { inner: Arc::new(inner) })
+        Ok(Engine {
+            inner: Arc::new(inner),
+        })
     }
 
     fn runtime(&self) -> &Runtime {
-        self.inner.runtime.as_ref().expect("the runtime lives as long as the engine")
+        self.inner
+            .runtime
+            .as_ref()
+            .expect("the runtime lives as long as the engine")
     }
 
     fn jobs(&self) -> std::sync::MutexGuard<'_, JobTable> {
-        self.inner.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .jobs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The backup catalog.
@@ -169,7 +179,10 @@ impl Engine {
             None => match Server::from_pg_env() {
                 Some(server) => server?,
                 None => {
-                    let dir = config.local_state_dir.clone().unwrap_or_else(LocalServer::default_state_dir);
+                    let dir = config
+                        .local_state_dir
+                        .clone()
+                        .unwrap_or_else(LocalServer::default_state_dir);
                     let url = tokio::task::spawn_blocking(move || {
                         let local = LocalServer::new(dir);
                         local.start()?;
@@ -202,7 +215,10 @@ impl Engine {
     /// writing (`database_exists`), too many restores at once (`rate_limit_exceeded`).
     pub async fn create_restore_async(&self, request: RestoreRequest) -> Result<RestoreStatus> {
         let request_id = ids::request_id();
-        let status = self.create(request).await.map_err(|err| err.with_request_id(&request_id))?;
+        let status = self
+            .create(request)
+            .await
+            .map_err(|err| err.with_request_id(&request_id))?;
         Ok(status)
     }
 
@@ -241,7 +257,13 @@ impl Engine {
         drop(admin);
 
         let job = Job::new(ids::restore_id(), request, backup.size);
-        let context = RunContext { server, path, format, recorded, pool: self.inner.pool.clone() };
+        let context = RunContext {
+            server,
+            path,
+            format,
+            recorded,
+            pool: self.inner.pool.clone(),
+        };
         {
             let mut table = self.jobs();
             self.admit_locked(&table, &job.request)?;
@@ -270,7 +292,9 @@ impl Engine {
             .with_detail("limit", limit)
             .with_detail("retry_after_seconds", 5));
         }
-        let same = running.iter().find(|job| job.request.target_database == request.target_database);
+        let same = running
+            .iter()
+            .find(|job| job.request.target_database == request.target_database);
         if let Some(job) = same {
             return Err(RestoreError::new(
                 ErrorCode::DatabaseExists,
@@ -311,7 +335,13 @@ impl Engine {
     /// Statuses of the known restores, newest first.
     pub fn list_restores(&self) -> Vec<RestoreStatus> {
         let table = self.jobs();
-        table.order.iter().rev().filter_map(|id| table.jobs.get(id)).map(|j| j.status()).collect()
+        table
+            .order
+            .iter()
+            .rev()
+            .filter_map(|id| table.jobs.get(id))
+            .map(|j| j.status())
+            .collect()
     }
 
     /// Asks a restore to stop; its staging database is dropped and it ends `cancelled`.
@@ -346,15 +376,25 @@ impl Engine {
     }
 
     /// Blocking form of [`Engine::wait_restore_async`].
-    pub fn wait_restore(&self, restore_id: &str, timeout: Option<Duration>) -> Result<RestoreStatus> {
-        self.runtime().block_on(self.wait_restore_async(restore_id, timeout))
+    pub fn wait_restore(
+        &self,
+        restore_id: &str,
+        timeout: Option<Duration>,
+    ) -> Result<RestoreStatus> {
+        self.runtime()
+            .block_on(self.wait_restore_async(restore_id, timeout))
     }
 
     /// A stream of `restore_update` events for a restore, starting with its current state.
     pub fn subscribe(&self, restore_id: &str) -> Result<RestoreEvents> {
         let job = self.job(restore_id)?;
         let receiver = job.watch();
-        Ok(RestoreEvents { receiver, first: true, ended: false, engine: self.clone() })
+        Ok(RestoreEvents {
+            receiver,
+            first: true,
+            ended: false,
+            engine: self.clone(),
+        })
     }
 }
 

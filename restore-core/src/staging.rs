@@ -23,8 +23,10 @@ const MAX_NAME_BYTES: usize = 63;
 /// Checks a target database name before it reaches SQL.
 pub(crate) fn validate_target(name: &str, maintenance_db: &str) -> Result<()> {
     let bad = |why: &str| {
-        Err(RestoreError::invalid(format!("target database {name:?} {why}"))
-            .with_detail("target_database", name))
+        Err(
+            RestoreError::invalid(format!("target database {name:?} {why}"))
+                .with_detail("target_database", name),
+        )
     };
     if name.is_empty() {
         return bad("is empty");
@@ -48,7 +50,13 @@ pub(crate) fn validate_target(name: &str, maintenance_db: &str) -> Result<()> {
 pub(crate) fn staging_name(target: &str, restore_id: &str) -> String {
     let tag: String = target
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .take(32)
         .collect();
     let id = restore_id.trim_start_matches("rst_");
@@ -101,7 +109,11 @@ pub(crate) async fn create(
         std::process::id(),
         this_host()
     );
-    let comment = format!("COMMENT ON DATABASE {} IS {}", quote_ident(name), quote_literal(&mark));
+    let comment = format!(
+        "COMMENT ON DATABASE {} IS {}",
+        quote_ident(name),
+        quote_literal(&mark)
+    );
     admin
         .batch_execute(&comment)
         .await
@@ -132,7 +144,11 @@ pub(crate) async fn swap(
 ) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
     let rename = |from: &str, to: &str| {
-        format!("ALTER DATABASE {} RENAME TO {}", quote_ident(from), quote_ident(to))
+        format!(
+            "ALTER DATABASE {} RENAME TO {}",
+            quote_ident(from),
+            quote_ident(to)
+        )
     };
     // The staging comment must not survive on the restored database.
     let uncomment = format!("COMMENT ON DATABASE {} IS NULL", quote_ident(staging));
@@ -156,10 +172,19 @@ pub(crate) async fn swap(
         .with_detail("target_database", target));
     }
 
-    let aside = format!("{STAGING_PREFIX}old_{}", &staging[staging.len().saturating_sub(16)..]);
-    admin.batch_execute(&rename(target, &aside)).await.map_err(|err| {
-        sql_error(&format!("cannot move the existing database {target:?} aside"), &err)
-    })?;
+    let aside = format!(
+        "{STAGING_PREFIX}old_{}",
+        &staging[staging.len().saturating_sub(16)..]
+    );
+    admin
+        .batch_execute(&rename(target, &aside))
+        .await
+        .map_err(|err| {
+            sql_error(
+                &format!("cannot move the existing database {target:?} aside"),
+                &err,
+            )
+        })?;
     if let Err(err) = admin.batch_execute(&rename(staging, target)).await {
         let error = sql_error(&format!("cannot rename {staging} to {target}"), &err);
         if let Err(back) = admin.batch_execute(&rename(&aside, target)).await {
@@ -174,7 +199,9 @@ pub(crate) async fn swap(
     let drop_old = format!("DROP DATABASE {} WITH (FORCE)", quote_ident(&aside));
     if let Err(err) = admin.batch_execute(&drop_old).await {
         let (message, _) = describe_db_error(&err);
-        warnings.push(format!("the replaced database was kept as {aside:?}: {message}"));
+        warnings.push(format!(
+            "the replaced database was kept as {aside:?}: {message}"
+        ));
     }
     Ok(warnings)
 }
@@ -195,7 +222,7 @@ pub(crate) async fn drop_abandoned(admin: &Client) -> Result<Vec<String>> {
     for row in rows {
         let name: String = row.get(0);
         let comment: Option<String> = row.get(1);
-        let Some(owner) = comment.as_deref().and_then(|c| parse_mark(c)) else {
+        let Some(owner) = comment.as_deref().and_then(parse_mark) else {
             continue;
         };
         let alive = std::path::Path::new(&format!("/proc/{}", owner.pid)).exists();
@@ -216,7 +243,14 @@ struct MarkOwner {
 
 fn parse_mark(comment: &str) -> Option<MarkOwner> {
     let rest = comment.strip_prefix(MARK)?;
-    let pid = rest.split("; pid ").nth(1)?.split(';').next()?.trim().parse().ok()?;
+    let pid = rest
+        .split("; pid ")
+        .nth(1)?
+        .split(';')
+        .next()?
+        .trim()
+        .parse()
+        .ok()?;
     let host = rest.split("; host ").nth(1)?.trim().to_owned();
     Some(MarkOwner { pid, host })
 }
@@ -235,7 +269,14 @@ mod tests {
 
     #[test]
     fn targets_that_would_harm_the_server_are_refused() {
-        for name in ["", "template1", "postgres", "_srst_x", "a\nb", &"x".repeat(64)] {
+        for name in [
+            "",
+            "template1",
+            "postgres",
+            "_srst_x",
+            "a\nb",
+            &"x".repeat(64),
+        ] {
             assert!(validate_target(name, "postgres").is_err(), "{name:?}");
         }
         assert!(validate_target("Shop \"2024\"", "postgres").is_ok());

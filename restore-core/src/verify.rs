@@ -62,7 +62,11 @@ impl fmt::Display for VerifyReport {
             Some(false) => "DOES NOT MATCH",
             None => "none recorded",
         };
-        writeln!(f, "  recorded: {} ({verdict})", self.recorded.as_deref().unwrap_or("-"))?;
+        writeln!(
+            f,
+            "  recorded: {} ({verdict})",
+            self.recorded.as_deref().unwrap_or("-")
+        )?;
         writeln!(
             f,
             "  content:  {} bytes of SQL, {} statements, {} COPY blocks, {} rows",
@@ -77,14 +81,22 @@ impl fmt::Display for VerifyReport {
 }
 
 /// Reads the whole backup `name` and reports what it holds.
-pub(crate) fn verify(catalog: &Catalog, name: &str, pool: Arc<rayon::ThreadPool>) -> Result<VerifyReport> {
+pub(crate) fn verify(
+    catalog: &Catalog,
+    name: &str,
+    pool: Arc<rayon::ThreadPool>,
+) -> Result<VerifyReport> {
     let path = catalog.resolve(name)?;
     let backup = catalog.backup(name)?;
     let recorded = catalog.recorded_checksum(name)?;
     let format = codec::sniff_file(&path)?;
     let file = File::open(&path)
         .map_err(|err| RestoreError::failed(format!("cannot open {name}: {err}")))?;
-    let hashing = HashingReader::new(file, Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+    let hashing = HashingReader::new(
+        file,
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
     let slot = hashing.checksum_slot();
     let decoded = codec::decoded_reader(Box::new(hashing), format, pool)?;
 

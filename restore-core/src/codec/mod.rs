@@ -271,6 +271,14 @@ pub fn read_head(source: &mut impl Read) -> io::Result<Vec<u8>> {
     Ok(head)
 }
 
+/// Recognises the format of the file at `path` from its first bytes.
+pub fn sniff_file(path: &Path) -> Result<Format> {
+    let mut file = std::fs::File::open(path)
+        .map_err(|err| RestoreError::failed(format!("cannot open {}: {err}", path.display())))?;
+    let head = read_head(&mut file)?;
+    sniff(&head)
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;

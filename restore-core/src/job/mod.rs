@@ -88,14 +88,20 @@ impl Job {
 
     fn state(&self) -> std::sync::MutexGuard<'_, JobState> {
         // A panic while holding the lock cannot leave the plain fields inconsistent.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The status now.
     pub(crate) fn status(&self) -> RestoreStatus {
         let mut state = self.state();
         let read = self.progress.bytes_read.load(Ordering::Relaxed);
-        let fraction = if self.size_bytes == 0 { 0.0 } else { read as f64 / self.size_bytes as f64 };
+        let fraction = if self.size_bytes == 0 {
+            0.0
+        } else {
+            read as f64 / self.size_bytes as f64
+        };
         let progress = match state.status {
             RestoreState::Completed => 100,
             RestoreState::Pending => 0,
@@ -103,7 +109,9 @@ impl Job {
         };
         state.shown_progress = state.shown_progress.max(progress);
 
-        let elapsed = state.ended.map_or_else(|| self.started.elapsed(), |(_, took)| took);
+        let elapsed = state
+            .ended
+            .map_or_else(|| self.started.elapsed(), |(_, took)| took);
         let estimated_completion = match state.status {
             RestoreState::Pending | RestoreState::InProgress => {
                 let total = if fraction >= 0.02 {
@@ -117,7 +125,9 @@ impl Job {
             _ => state.ended.map(|(at, _)| at),
         };
         let ended_at = |wanted: RestoreState| {
-            (state.status == wanted).then(|| state.ended.map(|(at, _)| at)).flatten()
+            (state.status == wanted)
+                .then(|| state.ended.map(|(at, _)| at))
+                .flatten()
         };
         let mut summary = self.progress.summary();
         summary.checksum = state.checksum.clone();
@@ -139,7 +149,11 @@ impl Job {
             duration_seconds: elapsed.as_secs_f64(),
             verification_status: state.verification,
             progress: state.shown_progress,
-            current_operation: if state.status.is_final() { None } else { self.progress.operation() },
+            current_operation: if state.status.is_final() {
+                None
+            } else {
+                self.progress.operation()
+            },
             options: self.request.options.clone(),
             summary,
             warnings,
@@ -193,7 +207,9 @@ impl Job {
         }
         match outcome {
             RestoreState::Completed => tracing::info!(restore_id = %self.id, "restore completed"),
-            other => tracing::info!(restore_id = %self.id, status = other.as_str(), "restore ended"),
+            other => {
+                tracing::info!(restore_id = %self.id, status = other.as_str(), "restore ended")
+            }
         }
         self.publish();
     }

@@ -52,7 +52,9 @@ pub(crate) async fn run(job: Arc<Job>, context: RunContext) {
             if outcome.is_err() {
                 // Whatever happened, the staging database goes; the target was never touched.
                 if let Err(err) = staging::drop(&admin, &staging).await {
-                    job.warn(format!("staging database {staging} could not be dropped: {err}"));
+                    job.warn(format!(
+                        "staging database {staging} could not be dropped: {err}"
+                    ));
                 }
             }
             outcome
@@ -80,7 +82,12 @@ async fn publish_while_running(job: Arc<Job>) {
     }
 }
 
-async fn restore(job: &Arc<Job>, context: &RunContext, admin: &Arc<Client>, staging: &str) -> Result<()> {
+async fn restore(
+    job: &Arc<Job>,
+    context: &RunContext,
+    admin: &Arc<Client>,
+    staging: &str,
+) -> Result<()> {
     let target = job.request.target_database.as_str();
     let options = &job.request.options;
     check_space(job, context, admin).await?;
@@ -96,12 +103,20 @@ async fn restore(job: &Arc<Job>, context: &RunContext, admin: &Arc<Client>, stag
     let settings = LoadSettings {
         workers: options.parallel_workers,
         on_error: options.on_error,
-        plan: PlanOptions { no_owner: options.no_owner, no_privileges: options.no_privileges },
+        plan: PlanOptions {
+            no_owner: options.no_owner,
+            no_privileges: options.no_privileges,
+        },
         source: job.request.backup_name.clone(),
         restore_id: job.id.clone(),
         staging: staging.to_owned(),
     };
-    let loader = Loader::new(context.server.clone(), admin.clone(), settings, job.progress.clone());
+    let loader = Loader::new(
+        context.server.clone(),
+        admin.clone(),
+        settings,
+        job.progress.clone(),
+    );
     let mut items = items;
     let load = loader.load(&mut items);
 
@@ -161,7 +176,9 @@ async fn restore(job: &Arc<Job>, context: &RunContext, admin: &Arc<Client>, stag
     for comment in outcome.deferred_comments {
         let sql = comment.replace("{target}", &quote_ident(target));
         if let Err(err) = admin.batch_execute(&sql).await {
-            job.warn(format!("the dump's comment on the database was not applied: {err}"));
+            job.warn(format!(
+                "the dump's comment on the database was not applied: {err}"
+            ));
         }
     }
     Ok(())
@@ -233,7 +250,10 @@ fn spawn_reader(
 }
 
 fn lex(decoded: impl Read, progress: &Progress, source: &str, sender: &mpsc::Sender<Result<Item>>) {
-    let counting = CountingReader { inner: decoded, count: &progress.decoded_bytes };
+    let counting = CountingReader {
+        inner: decoded,
+        count: &progress.decoded_bytes,
+    };
     for item in DumpLexer::new(counting) {
         let item = item.map_err(|err| lex_error(err, source));
         let failed = item.is_err();
@@ -246,7 +266,9 @@ fn lex(decoded: impl Read, progress: &Progress, source: &str, sender: &mpsc::Sen
 /// A failure of reading, decoding or splitting, naming the file and line.
 fn lex_error(err: LexError, source: &str) -> RestoreError {
     if let LexErrorKind::Io(io) = err.kind() {
-        if let Some(restore) = io.get_ref().and_then(|inner| inner.downcast_ref::<RestoreError>())
+        if let Some(restore) = io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<RestoreError>())
         {
             return restore.clone().context(source);
         }

@@ -112,7 +112,10 @@ pub enum RestoreState {
 impl RestoreState {
     /// True once the restore can change no more.
     pub fn is_final(self) -> bool {
-        matches!(self, RestoreState::Completed | RestoreState::Failed | RestoreState::Cancelled)
+        matches!(
+            self,
+            RestoreState::Completed | RestoreState::Failed | RestoreState::Cancelled
+        )
     }
 
     /// The state as it appears in JSON.
@@ -320,9 +323,18 @@ mod tests {
 
     #[test]
     fn options_out_of_range_are_invalid_requests() {
-        let options = RestoreOptions { parallel_workers: 0, ..Default::default() };
-        assert_eq!(options.validate().unwrap_err().code(), ErrorCode::InvalidRequest);
-        let options = RestoreOptions { timeout_seconds: Some(0), ..Default::default() };
+        let options = RestoreOptions {
+            parallel_workers: 0,
+            ..Default::default()
+        };
+        assert_eq!(
+            options.validate().unwrap_err().code(),
+            ErrorCode::InvalidRequest
+        );
+        let options = RestoreOptions {
+            timeout_seconds: Some(0),
+            ..Default::default()
+        };
         assert!(options.validate().is_err());
         assert!(RestoreOptions::default().validate().is_ok());
     }

@@ -98,8 +98,15 @@ fn operation_of(toc: Option<&TocEntry>, build: bool) -> Operation {
             Operation::RestoringData
         }
         Some(
-            "INDEX" | "CONSTRAINT" | "FK CONSTRAINT" | "CHECK CONSTRAINT" | "TRIGGER"
-            | "INDEX ATTACH" | "RULE" | "POLICY" | "MATERIALIZED VIEW DATA",
+            "INDEX"
+            | "CONSTRAINT"
+            | "FK CONSTRAINT"
+            | "CHECK CONSTRAINT"
+            | "TRIGGER"
+            | "INDEX ATTACH"
+            | "RULE"
+            | "POLICY"
+            | "MATERIALIZED VIEW DATA",
         ) => Operation::BuildingIndexes,
         _ if build => Operation::BuildingIndexes,
         _ => Operation::RestoringSchema,
@@ -216,12 +223,15 @@ impl Loader {
     }
 
     fn text(&self, stmt: &Statement) -> Result<String> {
-        self.session.text(&stmt.sql).map(|text| text.into_owned()).map_err(|why| {
-            let object = object_of(stmt.toc.as_deref());
-            RestoreError::failed(why)
-                .context(self.place(stmt.line, object.as_deref()))
-                .with_detail("line", stmt.line)
-        })
+        self.session
+            .text(&stmt.sql)
+            .map(|text| text.into_owned())
+            .map_err(|why| {
+                let object = object_of(stmt.toc.as_deref());
+                RestoreError::failed(why)
+                    .context(self.place(stmt.line, object.as_deref()))
+                    .with_detail("line", stmt.line)
+            })
     }
 
     async fn statement(&mut self, stmt: Statement) -> Result<()> {
@@ -230,19 +240,29 @@ impl Loader {
             Action::Setting { name, value } => self.setting(&stmt, &name, value).await,
             Action::Concurrent(build) => {
                 self.ensure_connected().await?;
-                if self.run.first().is_some_and(|first| !first.build.same_kind(&build)) {
+                if self
+                    .run
+                    .first()
+                    .is_some_and(|first| !first.build.same_kind(&build))
+                {
                     self.barrier().await?;
                 }
                 self.end_open_copy().await?;
                 let sql = self.text(&stmt)?;
                 let object = object_of(toc.as_deref());
-                self.run.push(Pending { sql, build, line: stmt.line, object });
+                self.run.push(Pending {
+                    sql,
+                    build,
+                    line: stmt.line,
+                    object,
+                });
                 Ok(())
             }
             Action::Barrier => {
                 self.ensure_connected().await?;
                 self.barrier().await?;
-                self.progress.set_operation(operation_of(toc.as_deref(), false));
+                self.progress
+                    .set_operation(operation_of(toc.as_deref(), false));
                 let sql = self.text(&stmt)?;
                 self.run_on_control(&sql, stmt.line, toc.as_deref()).await
             }
@@ -263,7 +283,10 @@ impl Loader {
                 Ok(())
             }
             Action::CreateDatabase { name, options } => {
-                let other = self.dropped_db.as_ref().is_some_and(|dropped| *dropped != name);
+                let other = self
+                    .dropped_db
+                    .as_ref()
+                    .is_some_and(|dropped| *dropped != name);
                 if self.dumped_db.is_some() || self.control.is_some() || other {
                     let why = format!(
                         "creates database {name:?} besides the one restored: dumps of several \
@@ -286,7 +309,8 @@ impl Loader {
         if name == "client_encoding" {
             let value = value.unwrap_or_else(|| "UTF8".into());
             return self.session.set_encoding(&value).map_err(|err| {
-                err.context(self.place(stmt.line, None)).with_detail("line", stmt.line)
+                err.context(self.place(stmt.line, None))
+                    .with_detail("line", stmt.line)
             });
         }
         let sql = self.text(stmt)?;
@@ -330,7 +354,9 @@ impl Loader {
             return Ok(());
         }
         if prefix.to_ascii_uppercase().starts_with("COMMENT") {
-            self.outcome.deferred_comments.push(format!("{prefix} {{target}}{rest}"));
+            self.outcome
+                .deferred_comments
+                .push(format!("{prefix} {{target}}{rest}"));
             return Ok(());
         }
         self.ensure_staging().await?;
@@ -349,7 +375,8 @@ impl Loader {
         match meta.name.as_str() {
             "restrict" | "unrestrict" => Ok(()),
             "encoding" => self.session.set_encoding(&args).map_err(|err| {
-                err.context(self.place(meta.line, None)).with_detail("line", meta.line)
+                err.context(self.place(meta.line, None))
+                    .with_detail("line", meta.line)
             }),
             "connect" | "c" => {
                 let Some(db) = connect_target(&args) else {
@@ -390,8 +417,13 @@ impl Loader {
         self.check_dropped()?;
         self.progress.set_operation(Operation::CreatingDatabase);
         let options = self.create_options.as_deref();
-        staging::create(&self.admin, &self.settings.staging, options, &self.settings.restore_id)
-            .await?;
+        staging::create(
+            &self.admin,
+            &self.settings.staging,
+            options,
+            &self.settings.restore_id,
+        )
+        .await?;
         self.outcome.staging_created = true;
         Ok(())
     }
@@ -421,7 +453,10 @@ impl Loader {
     }
 
     async fn run_on_control(&mut self, sql: &str, line: u64, toc: Option<&TocEntry>) -> Result<()> {
-        let control = self.control.as_ref().expect("connected before running statements");
+        let control = self
+            .control
+            .as_ref()
+            .expect("connected before running statements");
         match control.batch_execute(sql).await {
             Ok(()) => {
                 self.progress.count_statement();
@@ -447,8 +482,8 @@ impl Loader {
             self.end_open_copy().await?;
         }
         self.copy_serial = serial;
-        let object = object_of(stmt.toc.as_deref())
-            .unwrap_or_else(|| format!("COPY at line {}", stmt.line));
+        let object =
+            object_of(stmt.toc.as_deref()).unwrap_or_else(|| format!("COPY at line {}", stmt.line));
         self.copy = Some(Arc::new(CopyBlock {
             sql,
             line: stmt.line,
@@ -468,7 +503,11 @@ impl Loader {
             self.end_open_copy().await?;
             return self.check_failure(&block);
         }
-        let task = Task::Batch { block, rows, session: self.session.snapshot() };
+        let task = Task::Batch {
+            block,
+            rows,
+            session: self.session.snapshot(),
+        };
         // Under `continue` a block goes whole to one worker, so a failure skips all of it.
         if self.settings.on_error == OnError::Continue || self.copy_serial {
             return self.send(self.copy_worker, task).await;
@@ -478,7 +517,10 @@ impl Loader {
         let mut task = Some(task);
         for offset in 0..count {
             let index = (start + offset) % count;
-            match self.workers[index].tasks.try_send(task.take().expect("task")) {
+            match self.workers[index]
+                .tasks
+                .try_send(task.take().expect("task"))
+            {
                 Ok(()) => {
                     self.copy_worker = (index + 1) % count;
                     return Ok(());
@@ -488,9 +530,14 @@ impl Loader {
             }
         }
         // Every queue is full: wait for whichever worker frees a place first.
-        let permits = self.workers.iter().map(|worker| Box::pin(worker.tasks.reserve()));
+        let permits = self
+            .workers
+            .iter()
+            .map(|worker| Box::pin(worker.tasks.reserve()));
         let (permit, index, _) = futures_util::future::select_all(permits).await;
-        permit.map_err(|_| self.worker_gone())?.send(task.expect("task"));
+        permit
+            .map_err(|_| self.worker_gone())?
+            .send(task.expect("task"));
         self.copy_worker = (index + 1) % count;
         Ok(())
     }
@@ -522,7 +569,11 @@ impl Loader {
     }
 
     async fn send(&self, worker: usize, task: Task) -> Result<()> {
-        self.workers[worker].tasks.send(task).await.map_err(|_| self.worker_gone())
+        self.workers[worker]
+            .tasks
+            .send(task)
+            .await
+            .map_err(|_| self.worker_gone())
     }
 
     fn worker_gone(&self) -> RestoreError {
@@ -559,9 +610,7 @@ impl Loader {
     fn check_failure(&self, block: &CopyBlock) -> Result<()> {
         let failure = block.failure.lock().ok().and_then(|slot| slot.clone());
         match failure {
-            Some(failure) => {
-                self.statement_failed(block.line, Some(block.object.clone()), failure)
-            }
+            Some(failure) => self.statement_failed(block.line, Some(block.object.clone()), failure),
             None => Ok(()),
         }
     }
@@ -609,7 +658,11 @@ impl Loader {
                 let worker = idle.pop().expect("an idle worker");
                 busy.extend(build.build.tables().iter().map(|t| t.to_string()));
                 let (done, answer) = oneshot::channel();
-                let task = Task::Run { sql: build.sql.clone(), session: snapshot.clone(), done };
+                let task = Task::Run {
+                    sql: build.sql.clone(),
+                    session: snapshot.clone(),
+                    done,
+                };
                 self.send(worker, task).await?;
                 running.push(async move { (worker, build, answer.await) });
             }
@@ -642,7 +695,9 @@ impl Loader {
 /// The database a `\connect` names: `\connect db`, `\connect "My DB"` or pg_dump's
 /// `\connect -reuse-previous=on "dbname='db'"`.
 fn connect_target(args: &str) -> Option<String> {
-    let arg = args.split_whitespace().find(|word| !word.starts_with('-'))?;
+    let arg = args
+        .split_whitespace()
+        .find(|word| !word.starts_with('-'))?;
     let rest = &args[args.find(arg)?..];
     let word = if let Some(quoted) = rest.strip_prefix('"') {
         let mut name = String::new();
@@ -687,7 +742,10 @@ mod tests {
     #[test]
     fn connect_targets_in_every_form_pg_dump_writes() {
         assert_eq!(connect_target("shop").as_deref(), Some("shop"));
-        assert_eq!(connect_target("\"My \"\"DB\"\"\"").as_deref(), Some("My \"DB\""));
+        assert_eq!(
+            connect_target("\"My \"\"DB\"\"\"").as_deref(),
+            Some("My \"DB\"")
+        );
         let reuse = "-reuse-previous=on \"dbname='sh\\'op'\"";
         assert_eq!(connect_target(reuse).as_deref(), Some("sh'op"));
         assert_eq!(connect_target("").as_deref(), None);

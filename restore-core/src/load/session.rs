@@ -50,7 +50,11 @@ impl Session {
 
     /// Applies the dump's `client_encoding`. UTF-8 and SQL_ASCII need no conversion.
     pub(crate) fn set_encoding(&mut self, name: &str) -> Result<()> {
-        let upper = name.trim().trim_matches('\'').to_ascii_uppercase().replace(['-', '_'], "");
+        let upper = name
+            .trim()
+            .trim_matches('\'')
+            .to_ascii_uppercase()
+            .replace(['-', '_'], "");
         self.encoding = match upper.as_str() {
             "UTF8" | "UNICODE" | "SQLASCII" => None,
             other => {
@@ -60,7 +64,10 @@ impl Session {
                 let decoder = Encoding::for_label(label.as_bytes()).ok_or_else(|| {
                     RestoreError::failed(format!("client_encoding {name} is not supported"))
                 })?;
-                Some(ClientEncoding { server_name: other.to_owned(), decoder })
+                Some(ClientEncoding {
+                    server_name: other.to_owned(),
+                    decoder,
+                })
             }
         };
         self.generation += 1;
@@ -85,7 +92,10 @@ impl Session {
     pub(crate) fn text<'a>(&self, sql: &'a [u8]) -> std::result::Result<Cow<'a, str>, String> {
         match &self.encoding {
             None => std::str::from_utf8(sql).map(Cow::Borrowed).map_err(|err| {
-                format!("invalid UTF-8 at byte {} of the statement", err.valid_up_to())
+                format!(
+                    "invalid UTF-8 at byte {} of the statement",
+                    err.valid_up_to()
+                )
             }),
             Some(encoding) => encoding
                 .decoder
@@ -118,7 +128,10 @@ fn encoding_label(name: &str) -> Option<String> {
         "BIG5" => "big5",
         "WIN866" => "ibm866",
         other => {
-            if let Some(page) = other.strip_prefix("WIN").or_else(|| other.strip_prefix("CP")) {
+            if let Some(page) = other
+                .strip_prefix("WIN")
+                .or_else(|| other.strip_prefix("CP"))
+            {
                 return Some(format!("windows-{page}"));
             }
             if let Some(part) = other.strip_prefix("ISO8859") {
@@ -141,7 +154,10 @@ mod tests {
         session.record("lock_timeout", "SET lock_timeout = 0;");
         session.record("search_path", "SET search_path = b;");
         let snapshot = session.snapshot();
-        assert_eq!(snapshot.statements, ["SET lock_timeout = 0;", "SET search_path = b;"]);
+        assert_eq!(
+            snapshot.statements,
+            ["SET lock_timeout = 0;", "SET search_path = b;"]
+        );
         assert_eq!(snapshot.generation, 3);
     }
 
@@ -149,8 +165,14 @@ mod tests {
     fn latin1_statements_become_utf8_text() {
         let mut session = Session::default();
         session.set_encoding("'LATIN1'").unwrap();
-        assert_eq!(session.text(b"SELECT '\xe9t\xe9';").unwrap(), "SELECT 'été';");
-        assert_eq!(session.snapshot().encoding.unwrap().server_name, "LATIN1");
+        assert_eq!(
+            session.text(b"SELECT '\xe9t\xe9';").unwrap(),
+            "SELECT 'été';"
+        );
+        assert_eq!(
+            session.snapshot().encoding.as_ref().unwrap().server_name,
+            "LATIN1"
+        );
     }
 
     #[test]

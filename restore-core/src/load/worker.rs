@@ -51,7 +51,11 @@ impl DbFailure {
 /// Work for a worker.
 pub(crate) enum Task {
     /// Whole rows for `block`.
-    Batch { block: Arc<CopyBlock>, rows: Bytes, session: Arc<SessionSnapshot> },
+    Batch {
+        block: Arc<CopyBlock>,
+        rows: Bytes,
+        session: Arc<SessionSnapshot>,
+    },
     /// A statement to run, with where to send its outcome.
     Run {
         sql: String,
@@ -77,7 +81,13 @@ impl Drop for WorkerHandle {
 /// Starts a worker on `client`. `copy_failed` is raised when any COPY it runs fails.
 pub(crate) fn spawn(id: usize, client: Client, copy_failed: Arc<AtomicBool>) -> WorkerHandle {
     let (tasks, queue) = mpsc::channel(4);
-    let worker = Worker { id, client, applied: None, open: None, copy_failed };
+    let worker = Worker {
+        id,
+        client,
+        applied: None,
+        open: None,
+        copy_failed,
+    };
     let task = tokio::spawn(worker.run(queue));
     WorkerHandle { tasks, task }
 }
@@ -100,7 +110,11 @@ impl Worker {
     async fn run(mut self, mut queue: mpsc::Receiver<Task>) {
         while let Some(task) = queue.recv().await {
             match task {
-                Task::Batch { block, rows, session } => self.load(block, rows, &session).await,
+                Task::Batch {
+                    block,
+                    rows,
+                    session,
+                } => self.load(block, rows, &session).await,
                 Task::Run { sql, session, done } => {
                     self.close_copy().await;
                     let outcome = match self.catch_up(&session).await {
@@ -135,7 +149,10 @@ impl Worker {
         if block.failure.lock().is_ok_and(|failure| failure.is_some()) {
             return;
         }
-        let same_block = self.open.as_ref().is_some_and(|open| Arc::ptr_eq(&open.block, &block));
+        let same_block = self
+            .open
+            .as_ref()
+            .is_some_and(|open| Arc::ptr_eq(&open.block, &block));
         if !same_block {
             self.close_copy().await;
             if let Err(err) = self.open_copy(&block, session).await {
@@ -164,7 +181,10 @@ impl Worker {
         // converted to UTF-8 before it is sent.
         let converted = match &session.encoding {
             Some(encoding) => {
-                let sql = format!("SET client_encoding TO {}", quote_literal(&encoding.server_name));
+                let sql = format!(
+                    "SET client_encoding TO {}",
+                    quote_literal(&encoding.server_name)
+                );
                 self.client.batch_execute(&sql).await?;
                 true
             }
@@ -172,7 +192,11 @@ impl Worker {
         };
         tracing::trace!(worker = self.id, line = block.line, "COPY opened");
         let sink = self.client.copy_in::<_, Bytes>(block.sql.as_str()).await?;
-        self.open = Some(OpenCopy { block: block.clone(), sink: Box::pin(sink), converted });
+        self.open = Some(OpenCopy {
+            block: block.clone(),
+            sink: Box::pin(sink),
+            converted,
+        });
         Ok(())
     }
 
@@ -187,7 +211,11 @@ impl Worker {
             Err(err) => self.fail(&open.block, DbFailure::from_pg(&err)),
         }
         if open.converted {
-            if let Err(err) = self.client.batch_execute("SET client_encoding TO 'UTF8'").await {
+            if let Err(err) = self
+                .client
+                .batch_execute("SET client_encoding TO 'UTF8'")
+                .await
+            {
                 self.fail(&open.block, DbFailure::from_pg(&err));
             }
         }

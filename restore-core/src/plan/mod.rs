@@ -32,7 +32,11 @@ pub(crate) enum Action {
     CreateDatabase { name: String, options: String },
     /// `ALTER DATABASE name …` or `COMMENT ON DATABASE name …`; `prefix` is the text before
     /// the name and `rest` the text after it, so the loader can aim it at its own database.
-    DatabaseLevel { name: String, prefix: String, rest: String },
+    DatabaseLevel {
+        name: String,
+        prefix: String,
+        rest: String,
+    },
 }
 
 /// A post-data build that may run beside others.
@@ -120,7 +124,9 @@ pub(crate) fn classify(stmt: &Statement, options: PlanOptions) -> Action {
 }
 
 fn owner_to(words: &[Word]) -> bool {
-    words.windows(2).any(|pair| pair[0].is("owner") && pair[1].is("to"))
+    words
+        .windows(2)
+        .any(|pair| pair[0].is("owner") && pair[1].is("to"))
 }
 
 /// pg_dump ends ownership changes with `OWNER TO role;`, however long the object's signature.
@@ -147,8 +153,15 @@ fn classify_setting(words: &[Word], options: PlanOptions) -> Option<Action> {
             if options.no_owner {
                 return Some(Action::Skip("session authorization (no_owner)"));
             }
-            let name = if kw(first, "role") { "role" } else { "session_authorization" };
-            return Some(Action::Setting { name: name.into(), value: None });
+            let name = if kw(first, "role") {
+                "role"
+            } else {
+                "session_authorization"
+            };
+            return Some(Action::Setting {
+                name: name.into(),
+                value: None,
+            });
         }
         let name = name_at(first)?;
         let value = words.get(first + 2).and_then(Word::text).map(str::to_owned);
@@ -167,7 +180,10 @@ fn classify_setting(words: &[Word], options: PlanOptions) -> Option<Action> {
         {
             if local.is("false") {
                 let value = value.text().map(str::to_owned);
-                return Some(Action::Setting { name: name.to_lowercase(), value });
+                return Some(Action::Setting {
+                    name: name.to_lowercase(),
+                    value,
+                });
             }
         }
         return Some(Action::Barrier);
@@ -189,26 +205,34 @@ fn classify_database(stmt: &Statement, words: &[Word]) -> Option<Action> {
             None => Action::Refuse("DROP DATABASE of an unreadable name".into()),
         });
     }
-    let (name_index, prefix_words) = if kw(0, "create") && kw(1, "database") {
-        (2, 2)
-    } else if kw(0, "alter") && kw(1, "database") {
+    let creates_or_alters = kw(0, "create") || kw(0, "alter");
+    let (name_index, prefix_words) = if creates_or_alters && kw(1, "database") {
         (2, 2)
     } else if kw(0, "comment") && kw(1, "on") && kw(2, "database") {
         (3, 3)
     } else if (kw(0, "grant") || kw(0, "revoke")) && words.iter().any(|w| w.is("database")) {
-        return Some(Action::Skip("privileges on a database are not part of the restore"));
+        return Some(Action::Skip(
+            "privileges on a database are not part of the restore",
+        ));
     } else if kw(0, "security") && kw(1, "label") && words.iter().any(|w| w.is("database")) {
-        return Some(Action::Skip("a security label on a database is not part of the restore"));
+        return Some(Action::Skip(
+            "a security label on a database is not part of the restore",
+        ));
     } else {
         return None;
     };
 
     let Some(name) = name_at(name_index) else {
-        return Some(Action::Refuse("a database statement with an unreadable name".into()));
+        return Some(Action::Refuse(
+            "a database statement with an unreadable name".into(),
+        ));
     };
     let (prefix, rest) = split_after_words(&stmt.sql, prefix_words + 1);
     if kw(0, "create") {
-        return Some(Action::CreateDatabase { name, options: rest });
+        return Some(Action::CreateDatabase {
+            name,
+            options: rest,
+        });
     }
     Some(Action::DatabaseLevel { name, prefix, rest })
 }
@@ -241,8 +265,13 @@ fn split_after_words(sql: &[u8], count: usize) -> (String, String) {
         seen += 1;
     }
     let prefix = String::from_utf8_lossy(&sql[..i]);
-    let prefix = prefix.rsplit_once(char::is_whitespace).map_or("", |(head, _)| head);
-    (prefix.to_owned(), String::from_utf8_lossy(&sql[i..]).into_owned())
+    let prefix = prefix
+        .rsplit_once(char::is_whitespace)
+        .map_or("", |(head, _)| head);
+    (
+        prefix.to_owned(),
+        String::from_utf8_lossy(&sql[i..]).into_owned(),
+    )
 }
 
 /// Recognises post-data builds, only under a pg_dump header that agrees with the SQL: a file
@@ -293,10 +322,8 @@ fn classify_build(words: &[Word], toc: Option<&TocEntry>) -> Option<Build> {
             let (references, _) = qualified_name(words, at)?;
             return Some(Build::ForeignKey { table, references });
         }
-        let index_like = kw(what, "primary")
-            || kw(what, "unique")
-            || kw(what, "check")
-            || kw(what, "exclude");
+        let index_like =
+            kw(what, "primary") || kw(what, "unique") || kw(what, "check") || kw(what, "exclude");
         if index_like && kind != "FK CONSTRAINT" {
             return Some(Build::Index { table });
         }

@@ -5,7 +5,11 @@ use bytes::Bytes;
 use super::*;
 
 fn stmt(sql: &str) -> Statement {
-    Statement { sql: Bytes::copy_from_slice(sql.as_bytes()), line: 1, toc: None }
+    Statement {
+        sql: Bytes::copy_from_slice(sql.as_bytes()),
+        line: 1,
+        toc: None,
+    }
 }
 
 fn under(kind: &str, sql: &str) -> Statement {
@@ -16,7 +20,10 @@ fn under(kind: &str, sql: &str) -> Statement {
         owner: None,
         line: 1,
     };
-    Statement { toc: Some(Arc::new(toc)), ..stmt(sql) }
+    Statement {
+        toc: Some(Arc::new(toc)),
+        ..stmt(sql)
+    }
 }
 
 fn plain(sql: &str) -> Action {
@@ -27,26 +34,41 @@ fn plain(sql: &str) -> Action {
 fn set_statements_are_session_settings() {
     assert_eq!(
         plain("SET search_path = public, pg_catalog;"),
-        Action::Setting { name: "search_path".into(), value: Some("public".into()) }
+        Action::Setting {
+            name: "search_path".into(),
+            value: Some("public".into())
+        }
     );
     assert_eq!(
         plain("SET standard_conforming_strings TO off;"),
-        Action::Setting { name: "standard_conforming_strings".into(), value: Some("off".into()) }
+        Action::Setting {
+            name: "standard_conforming_strings".into(),
+            value: Some("off".into())
+        }
     );
     assert_eq!(
         plain("SET client_encoding = 'LATIN1';"),
-        Action::Setting { name: "client_encoding".into(), value: Some("LATIN1".into()) }
+        Action::Setting {
+            name: "client_encoding".into(),
+            value: Some("LATIN1".into())
+        }
     );
     assert_eq!(
         plain("SELECT pg_catalog.set_config('search_path', '', false);"),
-        Action::Setting { name: "search_path".into(), value: Some(String::new()) }
+        Action::Setting {
+            name: "search_path".into(),
+            value: Some(String::new())
+        }
     );
 }
 
 #[test]
 fn transaction_scoped_settings_are_barriers() {
     assert_eq!(plain("SET LOCAL work_mem = '1GB';"), Action::Barrier);
-    assert_eq!(plain("SELECT set_config('a.b', 'x', true);"), Action::Barrier);
+    assert_eq!(
+        plain("SELECT set_config('a.b', 'x', true);"),
+        Action::Barrier
+    );
 }
 
 #[test]
@@ -60,13 +82,21 @@ fn statements_beyond_the_database_are_refused() {
         "COPY t FROM '/etc/passwd';",
         "COPY t TO PROGRAM 'rm -rf /';",
     ] {
-        assert!(matches!(plain(sql), Action::Refuse(_)), "{sql} must be refused");
+        assert!(
+            matches!(plain(sql), Action::Refuse(_)),
+            "{sql} must be refused"
+        );
     }
 }
 
 #[test]
 fn database_statements_name_their_database() {
-    assert_eq!(plain("DROP DATABASE IF EXISTS shop;"), Action::DropDatabase { name: "shop".into() });
+    assert_eq!(
+        plain("DROP DATABASE IF EXISTS shop;"),
+        Action::DropDatabase {
+            name: "shop".into()
+        }
+    );
     assert_eq!(
         plain("CREATE DATABASE shop WITH TEMPLATE = template0 ENCODING = 'UTF8';"),
         Action::CreateDatabase {
@@ -94,7 +124,10 @@ fn database_statements_name_their_database() {
 
 #[test]
 fn no_owner_skips_ownership_changes_only() {
-    let options = PlanOptions { no_owner: true, ..Default::default() };
+    let options = PlanOptions {
+        no_owner: true,
+        ..Default::default()
+    };
     let long = "ALTER FUNCTION public.f(a integer, b integer, c integer, d integer, e integer, \
                 f integer, g integer, h integer) OWNER TO postgres;";
     assert!(matches!(classify(&stmt(long), options), Action::Skip(_)));
@@ -102,13 +135,22 @@ fn no_owner_skips_ownership_changes_only() {
         classify(&stmt("ALTER TABLE public.t OWNER TO postgres;"), options),
         Action::Skip(_)
     ));
-    assert_eq!(classify(&stmt("ALTER TABLE t ADD COLUMN owner text;"), options), Action::Barrier);
-    assert_eq!(plain("ALTER TABLE public.t OWNER TO postgres;"), Action::Barrier);
+    assert_eq!(
+        classify(&stmt("ALTER TABLE t ADD COLUMN owner text;"), options),
+        Action::Barrier
+    );
+    assert_eq!(
+        plain("ALTER TABLE public.t OWNER TO postgres;"),
+        Action::Barrier
+    );
 }
 
 #[test]
 fn no_privileges_skips_grants_and_revokes() {
-    let options = PlanOptions { no_privileges: true, ..Default::default() };
+    let options = PlanOptions {
+        no_privileges: true,
+        ..Default::default()
+    };
     assert!(matches!(
         classify(&stmt("GRANT SELECT ON TABLE t TO PUBLIC;"), options),
         Action::Skip(_)
@@ -125,12 +167,16 @@ fn index_builds_under_index_headers_are_concurrent() {
     let sql = "CREATE UNIQUE INDEX idx ON ONLY public.\"Orders\" USING btree (id);";
     assert_eq!(
         classify(&under("INDEX", sql), PlanOptions::default()),
-        Action::Concurrent(Build::Index { table: "Orders".into() })
+        Action::Concurrent(Build::Index {
+            table: "Orders".into()
+        })
     );
     let pk = "ALTER TABLE ONLY public.orders\n    ADD CONSTRAINT orders_pkey PRIMARY KEY (id);";
     assert_eq!(
         classify(&under("CONSTRAINT", pk), PlanOptions::default()),
-        Action::Concurrent(Build::Index { table: "orders".into() })
+        Action::Concurrent(Build::Index {
+            table: "orders".into()
+        })
     );
 }
 
@@ -151,12 +197,21 @@ fn foreign_keys_name_both_tables() {
 fn builds_without_a_header_are_barriers() {
     assert_eq!(plain("CREATE INDEX i ON t (a);"), Action::Barrier);
     let attach = "ALTER INDEX public.p_pkey ATTACH PARTITION public.p1_pkey;";
-    assert_eq!(classify(&under("INDEX ATTACH", attach), PlanOptions::default()), Action::Barrier);
+    assert_eq!(
+        classify(&under("INDEX ATTACH", attach), PlanOptions::default()),
+        Action::Barrier
+    );
 }
 
 #[test]
 fn copy_targets_are_quoted_as_the_server_folds_them() {
-    assert_eq!(copy_target(b"COPY public.\"Big T\" (a) FROM stdin;").unwrap(), "\"public\".\"Big T\"");
-    assert_eq!(copy_target(b"copy Actor (a) from stdin;").unwrap(), "\"actor\"");
+    assert_eq!(
+        copy_target(b"COPY public.\"Big T\" (a) FROM stdin;").unwrap(),
+        "\"public\".\"Big T\""
+    );
+    assert_eq!(
+        copy_target(b"copy Actor (a) from stdin;").unwrap(),
+        "\"actor\""
+    );
     assert_eq!(copy_target(b"SELECT 1;"), None);
 }

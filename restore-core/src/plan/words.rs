@@ -61,7 +61,10 @@ pub(crate) fn leading_words(sql: &[u8], max: usize) -> Vec<Word> {
                 i += 1;
             }
             let text = String::from_utf8_lossy(&sql[start..i]).to_lowercase();
-            words.push(Word::Ident { text, quoted: false });
+            words.push(Word::Ident {
+                text,
+                quoted: false,
+            });
         } else {
             words.push(Word::Symbol(c as char));
             i += 1;
@@ -140,17 +143,32 @@ mod tests {
     use super::*;
 
     fn ident(s: &str) -> Word {
-        Word::Ident { text: s.into(), quoted: false }
+        Word::Ident {
+            text: s.into(),
+            quoted: false,
+        }
     }
 
     #[test]
     fn unquoted_identifiers_fold_to_lower_case_and_quoted_ones_keep_case() {
         let words = leading_words(br#"CREATE INDEX "Ix" ON Public."My""T""#, 10);
         assert_eq!(words[0], ident("create"));
-        assert_eq!(words[2], Word::Ident { text: "Ix".into(), quoted: true });
+        assert_eq!(
+            words[2],
+            Word::Ident {
+                text: "Ix".into(),
+                quoted: true
+            }
+        );
         assert_eq!(words[4], ident("public"));
         assert_eq!(words[5], Word::Symbol('.'));
-        assert_eq!(words[6], Word::Ident { text: "My\"T".into(), quoted: true });
+        assert_eq!(
+            words[6],
+            Word::Ident {
+                text: "My\"T".into(),
+                quoted: true
+            }
+        );
     }
 
     #[test]

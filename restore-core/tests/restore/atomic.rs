@@ -13,12 +13,18 @@ const GOOD: &str = "CREATE TABLE t (id int PRIMARY KEY, v text);\n\
 fn populated_target() -> String {
     let target = unique("target");
     support::create_database(&target);
-    query(&target, "CREATE TABLE keep (x int); INSERT INTO keep VALUES (42);");
+    query(
+        &target,
+        "CREATE TABLE keep (x int); INSERT INTO keep VALUES (42);",
+    );
     target
 }
 
 fn force() -> RestoreOptions {
-    RestoreOptions { force: true, ..Default::default() }
+    RestoreOptions {
+        force: true,
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -33,8 +39,16 @@ fn a_restore_failing_midway_leaves_the_target_untouched() {
     assert_eq!(status.status, RestoreState::Failed);
     let error = status.error.clone().expect("error");
     assert_eq!(error.code(), ErrorCode::RestoreFailed);
-    assert!(error.message().contains("bad.sql, line 6"), "{}", error.message());
-    assert!(error.message().contains("division by zero"), "{}", error.message());
+    assert!(
+        error.message().contains("bad.sql, line 6"),
+        "{}",
+        error.message()
+    );
+    assert!(
+        error.message().contains("division by zero"),
+        "{}",
+        error.message()
+    );
     assert_eq!(error.details()["line"], 6);
     assert_eq!(query(&target, "SELECT x FROM keep"), "42");
     assert!(staging_left(&status).is_empty());
@@ -43,7 +57,10 @@ fn a_restore_failing_midway_leaves_the_target_untouched() {
 #[test]
 fn a_cancelled_restore_stops_its_long_statement_and_drops_staging() {
     let fixture = Fixture::new();
-    fixture.write("slow.sql", format!("{GOOD}SELECT pg_sleep(60);\n").as_bytes());
+    fixture.write(
+        "slow.sql",
+        format!("{GOOD}SELECT pg_sleep(60);\n").as_bytes(),
+    );
     let target = populated_target();
     let request = RestoreRequest {
         backup_name: "slow.sql".into(),
@@ -58,7 +75,10 @@ fn a_cancelled_restore_stops_its_long_statement_and_drops_staging() {
 
     fixture.engine.cancel_restore(&id).expect("cancel");
     let clock = std::time::Instant::now();
-    let status = fixture.engine.wait_restore(&id, Some(Duration::from_secs(30))).unwrap();
+    let status = fixture
+        .engine
+        .wait_restore(&id, Some(Duration::from_secs(30)))
+        .unwrap();
     eprintln!("cancel took {:.2} s", clock.elapsed().as_secs_f64());
 
     assert_eq!(status.status, RestoreState::Cancelled);
@@ -73,9 +93,15 @@ fn a_cancelled_restore_stops_its_long_statement_and_drops_staging() {
 #[test]
 fn a_timed_out_restore_fails_with_its_reason() {
     let fixture = Fixture::new();
-    fixture.write("slow.sql", format!("{GOOD}SELECT pg_sleep(60);\n").as_bytes());
+    fixture.write(
+        "slow.sql",
+        format!("{GOOD}SELECT pg_sleep(60);\n").as_bytes(),
+    );
     let target = unique("timeout");
-    let options = RestoreOptions { timeout_seconds: Some(1), ..Default::default() };
+    let options = RestoreOptions {
+        timeout_seconds: Some(1),
+        ..Default::default()
+    };
 
     let status = fixture.restore("slow.sql", &target, options);
 
@@ -92,14 +118,29 @@ fn a_checksum_mismatch_fails_before_the_swap() {
     let fixture = Fixture::new();
     fixture.write("b.sql", GOOD.as_bytes());
     fixture.seal("b.sql");
-    fixture.write("b.sql", format!("{GOOD}-- changed after sealing\n").as_bytes());
+    fixture.write(
+        "b.sql",
+        format!("{GOOD}-- changed after sealing\n").as_bytes(),
+    );
     let target = unique("mismatch");
 
-    let status = fixture.restore("b.sql", &target, RestoreOptions { verify: true, ..Default::default() });
+    let status = fixture.restore(
+        "b.sql",
+        &target,
+        RestoreOptions {
+            verify: true,
+            ..Default::default()
+        },
+    );
 
     assert_eq!(status.status, RestoreState::Failed);
     assert_eq!(status.verification_status, VerificationStatus::Failed);
-    assert!(status.error.clone().unwrap().message().contains("checksum mismatch"));
+    assert!(status
+        .error
+        .clone()
+        .unwrap()
+        .message()
+        .contains("checksum mismatch"));
     assert!(!support::database_exists(&target));
     assert!(staging_left(&status).is_empty());
 }
@@ -111,7 +152,14 @@ fn verify_passes_for_an_intact_sealed_backup() {
     fixture.seal("b.sql");
     let target = unique("verified");
 
-    let status = fixture.restore("b.sql", &target, RestoreOptions { verify: true, ..Default::default() });
+    let status = fixture.restore(
+        "b.sql",
+        &target,
+        RestoreOptions {
+            verify: true,
+            ..Default::default()
+        },
+    );
 
     assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
     assert_eq!(status.verification_status, VerificationStatus::Verified);
@@ -126,7 +174,10 @@ fn verify_without_a_recorded_checksum_is_an_invalid_request() {
     let request = RestoreRequest {
         backup_name: "b.sql".into(),
         target_database: unique("noverify"),
-        options: RestoreOptions { verify: true, ..Default::default() },
+        options: RestoreOptions {
+            verify: true,
+            ..Default::default()
+        },
     };
     let err = fixture.engine.create_restore(request).unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidRequest);
@@ -158,7 +209,10 @@ fn force_swaps_a_populated_target() {
     let status = fixture.restore("b.sql", &target, force());
 
     assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
-    assert_eq!(query(&target, "SELECT string_agg(v, ',' ORDER BY id) FROM t"), "one,two");
+    assert_eq!(
+        query(&target, "SELECT string_agg(v, ',' ORDER BY id) FROM t"),
+        "one,two"
+    );
     assert_eq!(query(&target, "SELECT to_regclass('keep') IS NULL"), "t");
     let leftovers: Vec<String> = support::list_databases()
         .into_iter()
@@ -181,7 +235,11 @@ fn two_restores_run_at_once() {
                 target_database: target.clone(),
                 options: RestoreOptions::default(),
             };
-            fixture.engine.create_restore(request).expect("accepted").restore_id
+            fixture
+                .engine
+                .create_restore(request)
+                .expect("accepted")
+                .restore_id
         })
         .collect();
     let running = ids
@@ -190,7 +248,10 @@ fn two_restores_run_at_once() {
         .count();
     assert_eq!(running, 2, "both restores run at the same time");
     for (id, target) in ids.iter().zip(&targets) {
-        let status = fixture.engine.wait_restore(id, Some(Duration::from_secs(60))).unwrap();
+        let status = fixture
+            .engine
+            .wait_restore(id, Some(Duration::from_secs(60)))
+            .unwrap();
         assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
         assert_eq!(query(target, "SELECT count(*) FROM t"), "2");
         support::drop_database(target);
@@ -207,10 +268,16 @@ fn a_second_restore_into_the_same_target_is_refused_while_the_first_runs() {
         target_database: target.clone(),
         options: RestoreOptions::default(),
     };
-    let first = fixture.engine.create_restore(request.clone()).expect("accepted");
+    let first = fixture
+        .engine
+        .create_restore(request.clone())
+        .expect("accepted");
     let err = fixture.engine.create_restore(request).unwrap_err();
     assert_eq!(err.code(), ErrorCode::DatabaseExists);
-    let status = fixture.engine.wait_restore(&first.restore_id, None).unwrap();
+    let status = fixture
+        .engine
+        .wait_restore(&first.restore_id, None)
+        .unwrap();
     assert_eq!(status.status, RestoreState::Completed);
     support::drop_database(&target);
 }

@@ -35,10 +35,16 @@ fn a_real_pg_dump_restores_with_the_same_content_and_objects() {
 
     for workers in [1, 3] {
         let dump = pg_dump(&source, &[]);
-        let options = RestoreOptions { parallel_workers: workers, ..Default::default() };
+        let options = RestoreOptions {
+            parallel_workers: workers,
+            ..Default::default()
+        };
         let (target, status) = restore_sql(&dump, options);
         assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
-        assert_eq!(support::table_fingerprint(&support::database_url(), &target), expected);
+        assert_eq!(
+            support::table_fingerprint(&support::database_url(), &target),
+            expected
+        );
         let objects = "SELECT (SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'), \
                        (SELECT count(*) FROM pg_constraint WHERE contype = 'f'), \
                        stars_of(1) IS NOT NULL, (SELECT count(*) FROM cheap) > 0, \
@@ -55,7 +61,10 @@ fn a_real_pg_dump_restores_with_the_same_content_and_objects() {
 fn a_create_dump_is_followed_into_the_target() {
     let source = unique("created");
     make_source(&source);
-    query(&source, &format!("COMMENT ON DATABASE {source} IS 'from the dump'"));
+    query(
+        &source,
+        &format!("COMMENT ON DATABASE {source} IS 'from the dump'"),
+    );
     let dump = pg_dump(&source, &["--create", "--clean", "--if-exists"]);
     let (target, status) = restore_sql(&dump, RestoreOptions::default());
     assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
@@ -63,7 +72,10 @@ fn a_create_dump_is_followed_into_the_target() {
     let comment = "SELECT shobj_description(oid, 'pg_database') FROM pg_database \
                    WHERE datname = current_database()";
     assert_eq!(query(&target, comment), "from the dump");
-    assert!(support::database_exists(&source), "the dumped database itself is untouched");
+    assert!(
+        support::database_exists(&source),
+        "the dumped database itself is untouched"
+    );
     support::drop_database(&target);
     support::drop_database(&source);
 }
@@ -79,7 +91,10 @@ fn large_objects_restore_in_order_on_one_connection() {
          FROM generate_series(1, 30) i;",
     );
     let dump = pg_dump(&source, &[]);
-    let options = RestoreOptions { parallel_workers: 4, ..Default::default() };
+    let options = RestoreOptions {
+        parallel_workers: 4,
+        ..Default::default()
+    };
     let (target, status) = restore_sql(&dump, options);
     assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
     let check = "SELECT sum(length(lo_get(body))) FROM docs";
@@ -100,7 +115,10 @@ fn crlf_files_restore_like_lf_files() {
     let sql = "CREATE TABLE t (id int, v text);\r\nCOPY t (id, v) FROM stdin;\r\n\
                1\ta\r\n2\tb.\r\n\\.\r\nINSERT INTO t VALUES (3, 'c');\r\n";
     let target = completed(sql.as_bytes());
-    assert_eq!(query(&target, "SELECT string_agg(v, ',' ORDER BY id) FROM t"), "a,b.,c");
+    assert_eq!(
+        query(&target, "SELECT string_agg(v, ',' ORDER BY id) FROM t"),
+        "a,b.,c"
+    );
     support::drop_database(&target);
 }
 
@@ -132,7 +150,13 @@ fn a_20_mb_row_and_a_300_kb_statement_restore_without_a_line_limit() {
         "x".repeat(20 << 20)
     );
     let target = completed(sql.as_bytes());
-    assert_eq!(query(&target, "SELECT string_agg(length(v)::text, ',' ORDER BY id) FROM t"), "20971520,300000");
+    assert_eq!(
+        query(
+            &target,
+            "SELECT string_agg(length(v)::text, ',' ORDER BY id) FROM t"
+        ),
+        "20971520,300000"
+    );
     support::drop_database(&target);
 }
 
@@ -143,8 +167,14 @@ fn a_latin1_dump_is_read_in_its_encoding() {
         .to_vec();
     sql.extend_from_slice(b"COMMENT ON TABLE t IS 'd\xe9j\xe0';\n");
     let target = completed(&sql);
-    assert_eq!(query(&target, "SELECT string_agg(v, ',' ORDER BY v) FROM t"), "café,naïve");
-    assert_eq!(query(&target, "SELECT obj_description('t'::regclass)"), "déjà");
+    assert_eq!(
+        query(&target, "SELECT string_agg(v, ',' ORDER BY v) FROM t"),
+        "café,naïve"
+    );
+    assert_eq!(
+        query(&target, "SELECT obj_description('t'::regclass)"),
+        "déjà"
+    );
     support::drop_database(&target);
 }
 
@@ -155,7 +185,14 @@ fn a_setting_the_server_does_not_know_is_skipped_with_a_warning() {
         RestoreOptions::default(),
     );
     assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
-    assert!(status.warnings.iter().any(|w| w.contains("setting skipped")), "{:?}", status.warnings);
+    assert!(
+        status
+            .warnings
+            .iter()
+            .any(|w| w.contains("setting skipped")),
+        "{:?}",
+        status.warnings
+    );
     support::drop_database(&target);
 }
 
@@ -169,11 +206,17 @@ fn session_settings_reach_every_worker() {
     let fixture = Fixture::new();
     fixture.write("d.sql", sql.as_bytes());
     let target = unique("settings");
-    let options = RestoreOptions { parallel_workers: 3, ..Default::default() };
+    let options = RestoreOptions {
+        parallel_workers: 3,
+        ..Default::default()
+    };
     let status = fixture.restore("d.sql", &target, options);
     assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
     assert_eq!(query(&target, "SELECT count(*) FROM s.t"), "5001");
-    assert_eq!(query(&target, "SELECT count(*) FROM s.t WHERE v = 'a''b'"), "1");
+    assert_eq!(
+        query(&target, "SELECT count(*) FROM s.t WHERE v = 'a''b'"),
+        "1"
+    );
     support::drop_database(&target);
 }
 
@@ -182,14 +225,21 @@ fn on_error_continue_skips_and_reports_each_failure() {
     let sql = "-- Name: t; Type: TABLE; Schema: public; Owner: x\n\
                CREATE TABLE t (id int);\nCOPY t (id) FROM stdin;\n1\nnot a number\n\\.\n\
                SELECT 1/0;\nCREATE TABLE u (x int);\n";
-    let options = RestoreOptions { on_error: OnError::Continue, ..Default::default() };
+    let options = RestoreOptions {
+        on_error: OnError::Continue,
+        ..Default::default()
+    };
     let (target, status) = restore_sql(sql.as_bytes(), options);
     assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
     assert_eq!(status.errors.len(), 2, "{:?}", status.errors);
     assert_eq!(status.errors[0].line, 3);
     assert_eq!(status.errors[0].object.as_deref(), Some("TABLE public.t"));
     assert_eq!(status.errors[1].line, 7);
-    assert_eq!(query(&target, "SELECT count(*) FROM t"), "0", "the failed block is skipped whole");
+    assert_eq!(
+        query(&target, "SELECT count(*) FROM t"),
+        "0",
+        "the failed block is skipped whole"
+    );
     assert_eq!(query(&target, "SELECT to_regclass('u') IS NOT NULL"), "t");
     support::drop_database(&target);
 }
@@ -198,20 +248,33 @@ fn on_error_continue_skips_and_reports_each_failure() {
 fn no_owner_and_no_privileges_skip_what_they_name() {
     let sql = b"CREATE TABLE t (x int);\nALTER TABLE t OWNER TO role_that_does_not_exist;\n\
                 GRANT SELECT ON t TO role_that_does_not_exist;\n";
-    let options = RestoreOptions { no_owner: true, no_privileges: true, ..Default::default() };
+    let options = RestoreOptions {
+        no_owner: true,
+        no_privileges: true,
+        ..Default::default()
+    };
     let (target, status) = restore_sql(sql, options);
     assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
     assert_eq!(status.summary.skipped, 2);
     support::drop_database(&target);
     let (_, status) = restore_sql(sql, RestoreOptions::default());
-    assert_eq!(status.status, RestoreState::Failed, "without the options the role is needed");
+    assert_eq!(
+        status.status,
+        RestoreState::Failed,
+        "without the options the role is needed"
+    );
 }
 
 #[test]
 fn shell_and_file_meta_commands_are_refused_and_never_run() {
     let marker = std::env::temp_dir().join(format!("sr_marker_{}", std::process::id()));
-    for meta in [format!("\\! touch {}", marker.display()), "\\o /tmp/out".into(), "\\i /etc/passwd".into(),
-                 "\\copy t from '/etc/passwd'".into(), "SELECT 1 \\gexec".into()] {
+    for meta in [
+        format!("\\! touch {}", marker.display()),
+        "\\o /tmp/out".into(),
+        "\\i /etc/passwd".into(),
+        "\\copy t from '/etc/passwd'".into(),
+        "SELECT 1 \\gexec".into(),
+    ] {
         let message = refused(format!("CREATE TABLE t (x int);\n{meta}\n").as_bytes());
         assert!(message.contains("line 2"), "{message}");
         assert!(message.contains("not allowed"), "{message}");
@@ -221,9 +284,13 @@ fn shell_and_file_meta_commands_are_refused_and_never_run() {
 
 #[test]
 fn statements_beyond_the_target_are_refused() {
-    for sql in ["ALTER SYSTEM SET work_mem = '1GB';", "CREATE ROLE intruder;",
-                "DROP DATABASE postgres;", "CREATE DATABASE other;\nCREATE DATABASE third;",
-                "COMMENT ON DATABASE postgres IS 'x';"] {
+    for sql in [
+        "ALTER SYSTEM SET work_mem = '1GB';",
+        "CREATE ROLE intruder;",
+        "DROP DATABASE postgres;",
+        "CREATE DATABASE other;\nCREATE DATABASE third;",
+        "COMMENT ON DATABASE postgres IS 'x';",
+    ] {
         let message = refused(format!("CREATE TABLE t (x int);\n{sql}\n").as_bytes());
         assert!(message.contains("refused"), "{sql}: {message}");
     }
@@ -258,7 +325,10 @@ fn a_block_whose_rows_are_checked_by_triggers_is_loaded_whole_in_order() {
         sql.push_str(&format!("{id}\t{}\t{}\n", id - 1, "p".repeat(40)));
     }
     sql.push_str("\\.\nCOPY child (id) FROM stdin;\n1\n60000\n\\.\n");
-    let options = RestoreOptions { parallel_workers: 4, ..Default::default() };
+    let options = RestoreOptions {
+        parallel_workers: 4,
+        ..Default::default()
+    };
     let (target, status) = restore_sql(sql.as_bytes(), options);
     assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
     assert_eq!(query(&target, "SELECT count(*) FROM chain"), "60000");

@@ -2,7 +2,9 @@
 
 use restore_core::{ErrorCode, RestoreOptions, RestoreRequest, RestoreState};
 
-use crate::harness::{gzip, make_source, pg_dump, query, staging_left, unique, zstd_frame, Fixture};
+use crate::harness::{
+    gzip, make_source, pg_dump, query, staging_left, unique, zstd_frame, Fixture,
+};
 use crate::support;
 
 fn rows_sql(from: usize, to: usize) -> String {
@@ -23,22 +25,36 @@ fn pieces() -> Vec<String> {
 
 fn restore_file(fixture: &Fixture, name: &str) -> (String, restore_core::RestoreStatus) {
     let target = unique("format");
-    let options = RestoreOptions { parallel_workers: 2, ..Default::default() };
+    let options = RestoreOptions {
+        parallel_workers: 2,
+        ..Default::default()
+    };
     let status = fixture.restore(name, &target, options);
     (target, status)
 }
 
 fn assert_all_rows(fixture: &Fixture, name: &str) {
     let (target, status) = restore_file(fixture, name);
-    assert_eq!(status.status, RestoreState::Completed, "{name}: {:?}", status.error);
-    assert_eq!(query(&target, "SELECT count(*), sum(id) FROM t"), "60000|1799970000");
+    assert_eq!(
+        status.status,
+        RestoreState::Completed,
+        "{name}: {:?}",
+        status.error
+    );
+    assert_eq!(
+        query(&target, "SELECT count(*), sum(id) FROM t"),
+        "60000|1799970000"
+    );
     support::drop_database(&target);
 }
 
 #[test]
 fn a_multi_member_gzip_restores_as_one_stream() {
     let fixture = Fixture::new();
-    let file: Vec<u8> = pieces().iter().flat_map(|piece| gzip(piece.as_bytes())).collect();
+    let file: Vec<u8> = pieces()
+        .iter()
+        .flat_map(|piece| gzip(piece.as_bytes()))
+        .collect();
     fixture.write("members.sql.gz", &file);
     assert_all_rows(&fixture, "members.sql.gz");
 }
@@ -75,7 +91,11 @@ fn a_truncated_gzip_fails_with_the_byte_offset() {
     let (target, status) = restore_file(&fixture, "cut.sql.gz");
     assert_eq!(status.status, RestoreState::Failed);
     let error = status.error.clone().expect("error");
-    assert!(error.message().contains("cut.sql.gz"), "{}", error.message());
+    assert!(
+        error.message().contains("cut.sql.gz"),
+        "{}",
+        error.message()
+    );
     assert!(error.message().contains("byte"), "{}", error.message());
     assert!(!support::database_exists(&target));
     assert!(staging_left(&status).is_empty());

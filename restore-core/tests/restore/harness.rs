@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use restore_core::{Engine, EngineConfig, LocalServer, RestoreOptions, RestoreRequest, RestoreStatus};
+use restore_core::{
+    Engine, EngineConfig, LocalServer, RestoreOptions, RestoreRequest, RestoreStatus,
+};
 
 use crate::support;
 
@@ -31,10 +33,6 @@ impl Fixture {
         std::fs::write(self.path(name), bytes).expect("write backup");
     }
 
-    pub fn write_gzip(&self, name: &str, sql: &[u8]) {
-        self.write(name, &gzip(sql));
-    }
-
     pub fn seal(&self, name: &str) {
         self.engine.seal(name).expect("seal");
     }
@@ -46,12 +44,18 @@ impl Fixture {
             target_database: target.into(),
             options,
         };
-        let started = self.engine.create_restore(request).expect("restore accepted");
+        let started = self
+            .engine
+            .create_restore(request)
+            .expect("restore accepted");
         let status = self
             .engine
             .wait_restore(&started.restore_id, Some(Duration::from_secs(300)))
             .expect("status");
-        assert!(status.status.is_final(), "restore still running after 300 s: {status:?}");
+        assert!(
+            status.status.is_final(),
+            "restore still running after 300 s: {status:?}"
+        );
         status
     }
 }
@@ -70,14 +74,21 @@ pub fn zstd_frame(bytes: &[u8]) -> Vec<u8> {
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    format!("{prefix}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Staging databases of this restore still on the server.
 pub fn staging_left(status: &RestoreStatus) -> Vec<String> {
     let id = status.restore_id.trim_start_matches("rst_");
     let tag = &id[..16];
-    support::list_databases().into_iter().filter(|db| db.starts_with("_srst_") && db.contains(tag)).collect()
+    support::list_databases()
+        .into_iter()
+        .filter(|db| db.starts_with("_srst_") && db.contains(tag))
+        .collect()
 }
 
 /// Runs one query in `db` and returns its output.
@@ -96,7 +107,11 @@ pub fn psql_restore(db: &str, files: &[&Path]) {
             .arg(file)
             .output()
             .expect("psql");
-        assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "psql: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -104,8 +119,16 @@ pub fn psql_restore(db: &str, files: &[&Path]) {
 pub fn pg_dump(db: &str, args: &[&str]) -> Vec<u8> {
     let bin = LocalServer::bin_dir().expect("pg_dump");
     let url = support::with_database(&support::database_url(), db);
-    let out = Command::new(bin.join("pg_dump")).args(args).arg(&url).output().expect("pg_dump");
-    assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(bin.join("pg_dump"))
+        .args(args)
+        .arg(&url)
+        .output()
+        .expect("pg_dump");
+    assert!(
+        out.status.success(),
+        "pg_dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 

@@ -13,7 +13,9 @@ fn fixture(name: &str) -> Option<Vec<u8>> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/real");
     let file = std::fs::File::open(dir.join(name)).ok()?;
     let mut sql = Vec::new();
-    flate2::read::GzDecoder::new(file).read_to_end(&mut sql).expect("fixture decodes");
+    flate2::read::GzDecoder::new(file)
+        .read_to_end(&mut sql)
+        .expect("fixture decodes");
     Some(sql)
 }
 
@@ -35,15 +37,21 @@ fn fingerprint(db: &str) -> Vec<(String, i64, String)> {
             );
             let out = query(db, &sql);
             let (rows, digest) = out.split_once('|').expect("count|md5");
-            (table.to_owned(), rows.parse().expect("count"), digest.to_owned())
+            (
+                table.to_owned(),
+                rows.parse().expect("count"),
+                digest.to_owned(),
+            )
         })
         .collect()
 }
 
 #[test]
 fn pagila_restores_like_psql_with_one_and_four_workers() {
-    let (Some(schema), Some(data)) = (fixture("pagila-schema.sql.gz"), fixture("pagila-data.sql.gz"))
-    else {
+    let (Some(schema), Some(data)) = (
+        fixture("pagila-schema.sql.gz"),
+        fixture("pagila-data.sql.gz"),
+    ) else {
         eprintln!("skipped: ../shared/fixtures/real is not beside the repository");
         return;
     };
@@ -56,7 +64,10 @@ fn pagila_restores_like_psql_with_one_and_four_workers() {
     psql_restore(&reference, &[&schema_file, &data_file]);
     eprintln!("psql: {:.2} s", clock.elapsed().as_secs_f64());
     let expected = fingerprint(&reference);
-    let rental = expected.iter().find(|(table, ..)| table == "public.rental").expect("rental");
+    let rental = expected
+        .iter()
+        .find(|(table, ..)| table == "public.rental")
+        .expect("rental");
     assert_eq!(rental.1, 16044);
 
     let fixture = Fixture::new();
@@ -67,10 +78,17 @@ fn pagila_restores_like_psql_with_one_and_four_workers() {
 
     for workers in [1, 4] {
         let target = unique(&format!("pagila_{workers}"));
-        let options = RestoreOptions { verify: true, parallel_workers: workers, ..Default::default() };
+        let options = RestoreOptions {
+            verify: true,
+            parallel_workers: workers,
+            ..Default::default()
+        };
         let status = fixture.restore("backup_20240101_120000.sql.gz", &target, options);
         assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
-        eprintln!("engine, {workers} workers: {:.2} s", status.duration_seconds);
+        eprintln!(
+            "engine, {workers} workers: {:.2} s",
+            status.duration_seconds
+        );
         assert_eq!(status.progress, 100);
         let restored = fingerprint(&target);
         assert_eq!(restored, expected, "{workers} workers");
