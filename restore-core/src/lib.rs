@@ -61,5 +61,5 @@ pub use job::{
 };
 pub use local::{LocalServer, LocalStatus};
 pub use server::Server;
-pub use service::{Engine, EngineConfig, RestoreEvents};
+pub use service::{runtime, Engine, EngineConfig, RestoreEvents};
 pub use verify::VerifyReport;

@@ -1,9 +1,10 @@
 //! The engine: the public entry point every surface (Rust, C, Python, the command) calls.
 //!
-//! An [`Engine`] owns one tokio runtime and one rayon pool for all its restores, the backup
-//! catalog, the server restores go to, and the table of jobs (running ones and a bounded
-//! history of ended ones). Blocking methods are for callers without a runtime (the C ABI, the
-//! command, Python's sync API); the `_async` twins run on any executor.
+//! An [`Engine`] holds the backup catalog, the server restores go to, and the table of jobs
+//! (running ones and a bounded history of ended ones). All engines of a process share one tokio
+//! runtime and one rayon pool ([`runtime`]), so the C and Python layers never create one per
+//! call. Blocking methods are for callers without a runtime (the C ABI, the command, Python's
+//! sync API); the `_async` twins run on any executor.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -35,7 +36,8 @@ pub struct EngineConfig {
     pub max_concurrent_restores: usize,
     /// Ended restores whose status stays available.
     pub history_limit: usize,
-    /// Threads decoding compressed backups (default: the number of cores).
+    /// Threads decoding compressed backups (default: the number of cores); only the first
+    /// engine of a process sets it, since all share one pool.
     pub decode_threads: Option<usize>,
     /// Where the managed local server keeps its files, when it is used.
     pub local_state_dir: Option<PathBuf>,
@@ -68,7 +70,6 @@ pub struct Engine {
 }
 
 struct Inner {
-    runtime: Option<Runtime>,
     pool: Arc<rayon::ThreadPool>,
     catalog: Catalog,
     config: EngineConfig,
@@ -76,14 +77,34 @@ struct Inner {
     jobs: Mutex<JobTable>,
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // Dropping a runtime blocks, which is not allowed inside another runtime; shutting it
-        // down in the background is allowed anywhere.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+/// The process's runtime, on which every engine runs its restores. Bindings that expose async
+/// APIs (Python's asyncio) run their futures on it too.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .thread_name("securerestore")
+            .enable_all()
+            .build()
+            // Without a runtime no restore can run at all; there is nothing to fall back to.
+            .expect("the securerestore runtime starts")
+    })
+}
+
+/// The process's pool for decoding compressed backups.
+fn decode_pool(threads: Option<usize>) -> Result<Arc<rayon::ThreadPool>> {
+    static POOL: OnceLock<Arc<rayon::ThreadPool>> = OnceLock::new();
+    if let Some(pool) = POOL.get() {
+        return Ok(pool.clone());
     }
+    let mut builder = rayon::ThreadPoolBuilder::new().thread_name(|i| format!("sr-decode-{i}"));
+    if let Some(threads) = threads {
+        builder = builder.num_threads(threads);
+    }
+    let pool = builder
+        .build()
+        .map_err(|err| RestoreError::failed(format!("cannot start the decode pool: {err}")))?;
+    Ok(POOL.get_or_init(|| Arc::new(pool)).clone())
 }
 
 #[derive(Default)]
@@ -101,21 +122,9 @@ impl Engine {
                 "max_concurrent_restores must be at least 1",
             ));
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .thread_name("securerestore")
-            .enable_all()
-            .build()
-            .map_err(|err| RestoreError::failed(format!("cannot start the runtime: {err}")))?;
-        let mut pool = rayon::ThreadPoolBuilder::new().thread_name(|i| format!("sr-decode-{i}"));
-        if let Some(threads) = config.decode_threads {
-            pool = pool.num_threads(threads);
-        }
-        let pool = pool
-            .build()
-            .map_err(|err| RestoreError::failed(format!("cannot start the decode pool: {err}")))?;
+        let pool = decode_pool(config.decode_threads)?;
         let inner = Inner {
-            runtime: Some(runtime),
-            pool: Arc::new(pool),
+            pool,
             catalog,
             config,
             server: OnceLock::new(),
@@ -126,11 +135,8 @@ impl Engine {
         })
     }
 
-    fn runtime(&self) -> &Runtime {
-        self.inner
-            .runtime
-            .as_ref()
-            .expect("the runtime lives as long as the engine")
+    fn runtime(&self) -> &'static Runtime {
+        runtime()
     }
 
     fn jobs(&self) -> std::sync::MutexGuard<'_, JobTable> {
