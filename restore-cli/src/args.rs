@@ -148,7 +148,11 @@ pub(crate) struct RestoreArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum LocalAction {
     /// Start it (creating it on first use).
-    Start,
+    Start {
+        /// Trade durability for speed (fsync off): for throwaway clusters, such as tests'.
+        #[arg(long)]
+        fast: bool,
+    },
     /// Stop it.
     Stop,
     /// Show whether it runs, where, and its URL.

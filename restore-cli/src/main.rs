@@ -253,7 +253,12 @@ fn local(cli: &Cli, action: &LocalAction) -> Result<ExitCode, RestoreError> {
         .unwrap_or_else(LocalServer::default_state_dir);
     let server = LocalServer::new(dir);
     match action {
-        LocalAction::Start => {
+        LocalAction::Start { fast } => {
+            let server = if *fast {
+                server.fast_for_tests()
+            } else {
+                server
+            };
             let status = server.start()?;
             println!("{}", status.url.unwrap_or_default());
         }
