@@ -25,15 +25,20 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("securerestore: {}", err.message());
-            if !err.details().is_empty() {
-                let details = serde_json::Value::Object(err.details().clone());
-                eprintln!("  details: {details}");
-            }
-            eprintln!("  code: {}  request: {}", err.code(), err.request_id());
+            report(&err);
             ExitCode::from(exit_code(err.code()))
         }
     }
+}
+
+/// Writes an error for people: the message, its details, its code and request id.
+fn report(err: &RestoreError) {
+    eprintln!("securerestore: {}", err.message());
+    if !err.details().is_empty() {
+        let details = serde_json::Value::Object(err.details().clone());
+        eprintln!("  details: {details}");
+    }
+    eprintln!("  code: {}  request: {}", err.code(), err.request_id());
 }
 
 /// The documented exit status of each error code.
@@ -189,13 +194,7 @@ fn restore(engine: &Engine, args: &RestoreArgs) -> Result<ExitCode, RestoreError
         RestoreState::Cancelled => ExitCode::from(EXIT_CANCELLED),
         _ => {
             if let Some(err) = &status.error {
-                if !args.json {
-                    eprintln!("securerestore: {}", err.message());
-                    if !err.details().is_empty() {
-                        let details = serde_json::Value::Object(err.details().clone());
-                        eprintln!("  details: {details}");
-                    }
-                }
+                report(err);
                 ExitCode::from(exit_code(err.code()))
             } else {
                 ExitCode::from(exit_code(ErrorCode::RestoreFailed))

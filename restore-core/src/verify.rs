@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -16,6 +16,7 @@ use crate::checksum::HashingReader;
 use crate::codec::{self, Format};
 use crate::dump::{DumpLexer, Item};
 use crate::error::{RestoreError, Result};
+use crate::job::CountingReader;
 
 /// What checking a backup found.
 #[derive(Debug, Clone, Serialize)]
@@ -119,11 +120,16 @@ pub(crate) fn verify(
         meta_commands: 0,
         problem: None,
     };
-    for item in DumpLexer::new(decoded) {
+    let decoded_bytes = AtomicU64::new(0);
+    let counting = CountingReader {
+        inner: decoded,
+        count: &decoded_bytes,
+    };
+    for item in DumpLexer::new(counting) {
         match item {
             Ok(Item::Statement(_)) => report.statements += 1,
             Ok(Item::CopyStart(_)) => report.copy_blocks += 1,
-            Ok(Item::CopyData(rows)) => report.decoded_bytes += rows.len() as u64,
+            Ok(Item::CopyData(_)) => {}
             Ok(Item::CopyEnd { rows, .. }) => report.rows += rows,
             Ok(Item::Meta(_)) => report.meta_commands += 1,
             Err(err) => {
@@ -132,6 +138,7 @@ pub(crate) fn verify(
             }
         }
     }
+    report.decoded_bytes = decoded_bytes.load(Ordering::Relaxed);
     if let Some(digest) = slot.get() {
         report.checksum_matches = recorded.as_ref().map(|recorded| *recorded == digest);
         report.checksum = Some(digest.to_string());

@@ -19,7 +19,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::error::RestoreError;
 pub(crate) use progress::Progress;
-pub(crate) use run::{run, RunContext};
+pub(crate) use run::{run, CountingReader, RunContext};
 pub use status::{
     OnError, Operation, RestoreOptions, RestoreRequest, RestoreState, RestoreStatus,
     RestoreSummary, RestoreUpdate, StatementError, VerificationStatus,

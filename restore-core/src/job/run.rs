@@ -280,9 +280,10 @@ fn lex_error(err: LexError, source: &str) -> RestoreError {
         .with_detail("line", line)
 }
 
-struct CountingReader<'a, R> {
-    inner: R,
-    count: &'a AtomicU64,
+/// A reader that adds the bytes it hands out to a counter.
+pub(crate) struct CountingReader<'a, R> {
+    pub(crate) inner: R,
+    pub(crate) count: &'a AtomicU64,
 }
 
 impl<R: Read> Read for CountingReader<'_, R> {

@@ -304,3 +304,72 @@ fn events_end_with_the_final_status() {
     assert!(seen.windows(2).all(|pair| pair[0] <= pair[1]), "{seen:?}");
     support::drop_database(&target);
 }
+
+#[test]
+fn staging_databases_of_dead_processes_are_dropped_at_start_and_no_others() {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let ghost = unique("_srst_ghost");
+    let foreign = unique("_srst_foreign");
+    let alive = unique("_srst_alive");
+    support::create_database(&ghost);
+    support::create_database(&foreign);
+    support::create_database(&alive);
+    let mark = |pid: u32| {
+        format!(
+            "securerestore staging database for rst_x; pid {pid}; host {}",
+            host.trim()
+        )
+    };
+    let comment = |db: &str, text: &str| {
+        query("postgres", &format!("COMMENT ON DATABASE {db} IS '{text}'"));
+    };
+    comment(&ghost, &mark(u32::MAX - 1));
+    comment(&alive, &mark(std::process::id()));
+
+    Fixture::new().engine.server().expect("server");
+
+    assert!(
+        !support::database_exists(&ghost),
+        "a dead process's staging database is dropped"
+    );
+    assert!(
+        support::database_exists(&foreign),
+        "a database without the mark is kept"
+    );
+    assert!(
+        support::database_exists(&alive),
+        "a live process's staging database is kept"
+    );
+    support::drop_database(&foreign);
+    support::drop_database(&alive);
+}
+
+#[test]
+fn a_restore_that_cannot_fit_fails_with_insufficient_space_before_writing() {
+    let fixture = Fixture::new();
+    let file = std::fs::File::create(fixture.path("huge.sql.gz")).unwrap();
+    std::io::Write::write_all(&mut &file, &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]).unwrap();
+    file.set_len(8 << 40).unwrap();
+    let target = unique("huge");
+
+    let status = fixture.restore("huge.sql.gz", &target, RestoreOptions::default());
+
+    assert_eq!(status.status, RestoreState::Failed);
+    let error = status.error.clone().expect("error");
+    assert_eq!(
+        error.code(),
+        ErrorCode::InsufficientSpace,
+        "{}",
+        error.message()
+    );
+    assert_eq!(error.http_status(), 507);
+    let required = error.details()["required_bytes"].as_u64().unwrap();
+    let available = error.details()["available_bytes"].as_u64().unwrap();
+    assert!(required > available);
+    assert_eq!(
+        status.bytes_read, 0,
+        "nothing was read, so nothing was written"
+    );
+    assert!(!support::database_exists(&target));
+    assert!(staging_left(&status).is_empty());
+}

@@ -1,0 +1,157 @@
+//! The command as a person runs it: output, JSON, and the documented exit statuses.
+
+#[path = "../../restore-core/tests/support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn securerestore(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_securerestore"))
+        .arg("--backup-dir")
+        .arg(dir)
+        .arg("--database-url")
+        .arg(support::database_url())
+        .args(args)
+        .env_remove("SECURERESTORE_BACKUP_DIR")
+        .output()
+        .expect("securerestore runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+const DUMP: &str = "CREATE TABLE t (id int);\nCOPY t (id) FROM stdin;\n1\n2\n3\n\\.\n";
+
+#[test]
+fn backups_are_listed_sorted_and_paged_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("backup_20240101_120000.sql"), DUMP).unwrap();
+    std::fs::write(dir.path().join("backup_20230601_000000.sql"), "SELECT 1;\n").unwrap();
+    let out = securerestore(
+        dir.path(),
+        &["backups", "--json", "--order", "asc", "--limit", "1"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(page["total"], 2);
+    assert_eq!(page["limit"], 1);
+    assert_eq!(page["backups"][0]["name"], "backup_20230601_000000.sql");
+    assert_eq!(page["backups"][0]["created_at"], "2023-06-01T00:00:00Z");
+    assert_eq!(page["backups"][0]["status"], "available");
+
+    let out = securerestore(dir.path(), &["backups"]);
+    assert!(stdout(&out).contains("backup_20240101_120000.sql"));
+    assert!(stdout(&out).contains("2 of 2 backups"));
+}
+
+#[test]
+fn seal_writes_a_sidecar_and_verify_catches_a_changed_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("b.sql");
+    std::fs::write(&file, DUMP).unwrap();
+    let out = securerestore(dir.path(), &["seal", "b.sql"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("sha256:"));
+    assert!(dir.path().join("b.sql.sha256").exists());
+
+    let out = securerestore(dir.path(), &["verify", "b.sql", "--json"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["checksum_matches"], true);
+    assert_eq!(report["rows"], 3);
+
+    std::fs::write(&file, format!("{DUMP}-- edited\n")).unwrap();
+    let out = securerestore(dir.path(), &["verify", "b.sql"]);
+    assert_eq!(out.status.code(), Some(7));
+    assert!(stdout(&out).contains("DOES NOT MATCH"));
+}
+
+#[test]
+fn restore_prints_the_final_status_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("b.sql"), DUMP).unwrap();
+    let target = unique("cli");
+    let out = securerestore(
+        dir.path(),
+        &["restore", "b.sql", "--target", &target, "--json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(status["status"], "completed");
+    assert_eq!(status["progress"], 100);
+    assert_eq!(status["summary"]["rows"], 3);
+    assert!(status["restore_id"].as_str().unwrap().starts_with("rst_"));
+
+    let out = securerestore(dir.path(), &["restore", "b.sql", "--target", &target]);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "an existing target: {}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("database_exists"));
+
+    let out = securerestore(
+        dir.path(),
+        &["restore", "b.sql", "--target", &target, "--force"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("3 rows"));
+    support::drop_database(&target);
+}
+
+#[test]
+fn each_error_class_has_its_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.sql"), "SELECT 1/0;\n").unwrap();
+    let target = unique("cli_exit");
+    let cases: [(&[&str], i32); 4] = [
+        (&["restore", "../etc/passwd", "--target", &target], 3),
+        (&["restore", "missing.sql", "--target", &target], 4),
+        (&["restore", "bad.sql", "--target", &target], 7),
+        (
+            &["restore", "bad.sql", "--target", &target, "--jobs", "0"],
+            3,
+        ),
+    ];
+    for (args, code) in cases {
+        let out = securerestore(dir.path(), args);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("req_"),
+            "{args:?}: the request id is shown"
+        );
+    }
+    let out = securerestore(dir.path(), &["restore", "bad.sql", "--target", &target]);
+    assert!(stderr(&out).contains("bad.sql, line 1"), "{}", stderr(&out));
+    assert!(!support::database_exists(&target));
+}
+
+#[test]
+fn local_status_of_a_missing_server_says_so() {
+    let state = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_securerestore"))
+        .args(["local", "status"])
+        .env("SECURERESTORE_STATE_DIR", state.path().join("none"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(status["running"], false);
+}
