@@ -97,11 +97,7 @@ impl Job {
     pub(crate) fn status(&self) -> RestoreStatus {
         let mut state = self.state();
         let read = self.progress.bytes_read.load(Ordering::Relaxed);
-        let fraction = if self.size_bytes == 0 {
-            0.0
-        } else {
-            read as f64 / self.size_bytes as f64
-        };
+        let fraction = self.progress.fraction_done(self.size_bytes);
         let progress = match state.status {
             RestoreState::Completed => 100,
             RestoreState::Pending => 0,
@@ -273,8 +269,17 @@ mod tests {
         let job = job(1000);
         job.start();
         job.progress.bytes_read.store(500, Ordering::Relaxed);
+        job.progress.decoded_bytes.store(2000, Ordering::Relaxed);
+        job.progress.count_loaded(2000);
         assert_eq!(job.status().progress, 50);
         job.progress.bytes_read.store(1000, Ordering::Relaxed);
+        job.progress.decoded_bytes.store(4000, Ordering::Relaxed);
+        assert_eq!(
+            job.status().progress,
+            50,
+            "half of what was read is still queued"
+        );
+        job.progress.count_loaded(2000);
         assert_eq!(job.status().progress, 99);
         job.progress.bytes_read.store(10, Ordering::Relaxed);
         assert_eq!(job.status().progress, 99);

@@ -15,6 +15,8 @@ pub(crate) struct Progress {
     pub(crate) bytes_read: Arc<AtomicU64>,
     /// Decoded bytes handed to the lexer.
     pub(crate) decoded_bytes: AtomicU64,
+    /// Decoded bytes of the items the loader has passed on to the server.
+    loaded_bytes: AtomicU64,
     operation: AtomicU8,
     tables: AtomicU64,
     rows: AtomicU64,
@@ -35,6 +37,28 @@ impl Progress {
 
     pub(crate) fn operation(&self) -> Option<Operation> {
         Operation::from_index(self.operation.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn count_loaded(&self, bytes: usize) {
+        self.loaded_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// The share of the backup done, 0–1: the stored bytes read, discounted by the decoded
+    /// bytes still queued between the reader and the server. Reading runs ahead of loading by
+    /// the queues' size, which is all of a small backup.
+    pub(crate) fn fraction_done(&self, size: u64) -> f64 {
+        if size == 0 {
+            return 0.0;
+        }
+        let read = self.bytes_read.load(Ordering::Relaxed) as f64 / size as f64;
+        let decoded = self.decoded_bytes.load(Ordering::Relaxed);
+        let loaded = self.loaded_bytes.load(Ordering::Relaxed);
+        let passed_on = if decoded == 0 {
+            0.0
+        } else {
+            loaded as f64 / decoded as f64
+        };
+        (read.min(1.0) * passed_on.min(1.0)).max(0.0)
     }
 
     pub(crate) fn count_statement(&self) {

@@ -155,13 +155,33 @@ impl Loader {
 
     async fn load_all(&mut self, items: &mut mpsc::Receiver<Result<Item>>) -> Result<()> {
         while let Some(item) = items.recv().await {
-            match item? {
-                Item::Statement(stmt) => self.statement(stmt).await?,
-                Item::CopyStart(stmt) => self.begin_copy(stmt).await?,
-                Item::CopyData(rows) => self.copy_rows(rows).await?,
-                Item::CopyEnd { rows, .. } => self.end_copy(rows),
-                Item::Meta(meta) => self.meta(meta).await?,
-            }
+            let size = match item? {
+                Item::Statement(stmt) => {
+                    let size = stmt.sql.len();
+                    self.statement(stmt).await?;
+                    size
+                }
+                Item::CopyStart(stmt) => {
+                    let size = stmt.sql.len();
+                    self.begin_copy(stmt).await?;
+                    size
+                }
+                Item::CopyData(rows) => {
+                    let size = rows.len();
+                    self.copy_rows(rows).await?;
+                    size
+                }
+                Item::CopyEnd { rows, .. } => {
+                    self.end_copy(rows);
+                    0
+                }
+                Item::Meta(meta) => {
+                    let size = meta.args.len();
+                    self.meta(meta).await?;
+                    size
+                }
+            };
+            self.progress.count_loaded(size);
         }
         self.ensure_connected().await?;
         self.check_dropped()?;
