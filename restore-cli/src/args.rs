@@ -39,6 +39,10 @@ pub(crate) struct Cli {
     #[arg(long, global = true, env = "SECURERESTORE_STATE_DIR")]
     pub(crate) state_dir: Option<PathBuf>,
 
+    /// Threads decoding compressed backups (default: one per core).
+    #[arg(long, global = true, env = "SECURERESTORE_DECODE_THREADS")]
+    pub(crate) decode_threads: Option<usize>,
+
     /// More detail on standard error (-v phases, -vv each unit of work, -vvv everything).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
@@ -66,12 +70,42 @@ pub(crate) enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Only decode the file and report the decoder's throughput.
+        #[arg(long)]
+        decode_only: bool,
     },
+    /// Write a backup as many gzip members or zstd frames, which restores decode on every
+    /// core (gunzip and zstd still read it as one stream), into the backup directory, sealed.
+    Pack(PackArgs),
     /// Manage the local PostgreSQL used when no database is configured.
     Local {
         #[command(subcommand)]
         action: LocalAction,
     },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PackArgs {
+    /// The dump to pack (plain, gzip or zstd), anywhere on disk.
+    pub(crate) file: PathBuf,
+    /// Compression of the packed backup.
+    #[arg(long, value_enum, default_value_t = PackFormat::Gzip)]
+    pub(crate) format: PackFormat,
+    /// Decoded MiB per piece.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) piece_mib: usize,
+    /// Compression level (gzip 0–9, zstd 1–22; default 6 and 3).
+    #[arg(long)]
+    pub(crate) level: Option<i32>,
+    /// Name of the packed backup (default: the file's name with .gz or .zst).
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum PackFormat {
+    Gzip,
+    Zstd,
 }
 
 #[derive(Debug, Args)]

@@ -9,12 +9,16 @@ mod progress;
 use std::process::ExitCode;
 
 use clap::Parser;
+use restore_core::codec::Format;
 use restore_core::{
     Engine, EngineConfig, ErrorCode, ListOptions, LocalServer, OnError, RestoreError,
     RestoreOptions, RestoreRequest, RestoreState, RestoreStatus, SortKey, SortOrder,
 };
 
-use args::{BackupsArgs, Cli, Command, LocalAction, OnErrorArg, Order, RestoreArgs, Sort};
+use args::{
+    BackupsArgs, Cli, Command, LocalAction, OnErrorArg, Order, PackArgs, PackFormat, RestoreArgs,
+    Sort,
+};
 
 /// Exit status of a restore stopped by Ctrl-C.
 const EXIT_CANCELLED: u8 = 130;
@@ -73,6 +77,7 @@ fn engine(cli: &Cli) -> Result<Engine, RestoreError> {
     let mut config = EngineConfig::new(&cli.backup_dir);
     config.database_url = cli.database_url.clone();
     config.local_state_dir = cli.state_dir.clone();
+    config.decode_threads = cli.decode_threads;
     Engine::new(config)
 }
 
@@ -85,7 +90,30 @@ fn run(cli: Cli) -> Result<ExitCode, RestoreError> {
             println!("{}  {}", backup.checksum.unwrap_or_default(), backup.name);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { name, json } => {
+        Command::Verify {
+            name,
+            json,
+            decode_only: true,
+        } => {
+            let report = engine(&cli)?.decode_backup(name)?;
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+            } else {
+                let mib = report.decoded_bytes as f64 / (1024.0 * 1024.0);
+                println!(
+                    "{}: {mib:.1} MiB decoded in {:.3} s ({:.1} MiB/s, {} threads)",
+                    report.name,
+                    report.seconds,
+                    mib / report.seconds.max(1e-9),
+                    report.threads
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { name, json, .. } => {
             let report = engine(&cli)?.verify_backup(name)?;
             if *json {
                 println!(
@@ -101,6 +129,7 @@ fn run(cli: Cli) -> Result<ExitCode, RestoreError> {
                 ExitCode::from(exit_code(ErrorCode::RestoreFailed))
             })
         }
+        Command::Pack(args) => pack(&engine(&cli)?, args),
         Command::Local { action } => local(&cli, action),
     }
 }
@@ -143,6 +172,34 @@ fn backups(engine: &Engine, args: &BackupsArgs) -> Result<ExitCode, RestoreError
     }
     let shown = page.backups.len();
     println!("{shown} of {} backups (offset {})", page.total, page.offset);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn pack(engine: &Engine, args: &PackArgs) -> Result<ExitCode, RestoreError> {
+    let (format, level, extension) = match args.format {
+        PackFormat::Gzip => (Format::Gzip, args.level.unwrap_or(6), "gz"),
+        PackFormat::Zstd => (Format::Zstd, args.level.unwrap_or(3), "zst"),
+    };
+    let name = match &args.name {
+        Some(name) => name.clone(),
+        None => {
+            let file = args
+                .file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("backup.sql");
+            let stem = file.trim_end_matches(".gz").trim_end_matches(".zst");
+            format!("{stem}.{extension}")
+        }
+    };
+    let piece_bytes = args.piece_mib.saturating_mul(1 << 20);
+    let backup = engine.pack(&args.file, &name, format, piece_bytes, level)?;
+    println!(
+        "{}  {} ({} bytes)",
+        backup.checksum.unwrap_or_default(),
+        backup.name,
+        backup.size
+    );
     Ok(ExitCode::SUCCESS)
 }
 

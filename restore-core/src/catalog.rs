@@ -235,6 +235,27 @@ impl Catalog {
     ///
     /// A malformed name, or one that leads outside the directory through a link, is
     /// `invalid_request`; a well-formed name that is not a backup here is `backup_not_found`.
+    /// The path a new backup called `name` gets: a valid backup name that is not taken (by a
+    /// file or a link).
+    pub fn path_for_new(&self, name: &str) -> Result<PathBuf> {
+        check_name(name)?;
+        if !is_backup_name(name) {
+            return Err(RestoreError::invalid(format!(
+                "{name:?} is not a backup name (hidden, temporary, sidecar or manifest)"
+            ))
+            .with_detail("name", name));
+        }
+        let path = self.dir.join(name);
+        if fs::symlink_metadata(&path).is_ok() {
+            return Err(
+                RestoreError::invalid(format!("backup {name:?} exists already"))
+                    .with_detail("name", name),
+            );
+        }
+        Ok(path)
+    }
+
+    /// The validated path of the existing backup `name`.
     pub fn resolve(&self, name: &str) -> Result<PathBuf> {
         check_name(name)?;
         if !is_backup_name(name) {

@@ -62,4 +62,4 @@ pub use job::{
 pub use local::{LocalServer, LocalStatus};
 pub use server::Server;
 pub use service::{runtime, Engine, EngineConfig, RestoreEvents};
-pub use verify::VerifyReport;
+pub use verify::{DecodeReport, VerifyReport};

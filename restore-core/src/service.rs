@@ -166,10 +166,39 @@ impl Engine {
         self.inner.catalog.seal(name)
     }
 
+    /// Writes `input` (plain, gzip or zstd, anywhere on disk) into the backup directory as
+    /// `name`: gzip members or zstd frames of `piece_bytes` decoded bytes each, compressed in
+    /// parallel, which restores decode on every core; `gunzip` and `zstd -d` read it as one
+    /// stream. The new backup is sealed.
+    pub fn pack(
+        &self,
+        input: &std::path::Path,
+        name: &str,
+        format: codec::Format,
+        piece_bytes: usize,
+        level: i32,
+    ) -> Result<Backup> {
+        let output = self.inner.catalog.path_for_new(name)?;
+        codec::pack(
+            input,
+            &output,
+            format,
+            piece_bytes,
+            level,
+            self.inner.pool.clone(),
+        )?;
+        self.inner.catalog.seal(name)
+    }
+
     /// Reads a whole backup without a database: its checksum against the recorded one, and
     /// that it decodes and splits cleanly to the end.
     pub fn verify_backup(&self, name: &str) -> Result<crate::VerifyReport> {
         crate::verify::verify(&self.inner.catalog, name, self.inner.pool.clone())
+    }
+
+    /// Decodes a whole backup and measures how long that took: the decoder's throughput.
+    pub fn decode_backup(&self, name: &str) -> Result<crate::DecodeReport> {
+        crate::verify::decode_only(&self.inner.catalog, name, self.inner.pool.clone())
     }
 
     /// The server restores go to, resolved on first use; the managed local server is started

@@ -81,6 +81,52 @@ impl fmt::Display for VerifyReport {
     }
 }
 
+/// How long decoding a backup took, without hashing or splitting it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecodeReport {
+    /// The backup's name.
+    pub name: String,
+    /// Stored size in bytes.
+    pub size: u64,
+    /// Decoded size in bytes.
+    pub decoded_bytes: u64,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Threads of the decode pool.
+    pub threads: usize,
+}
+
+/// Decodes the backup `name` to its end and measures it: the decoder's throughput alone.
+pub(crate) fn decode_only(
+    catalog: &Catalog,
+    name: &str,
+    pool: Arc<rayon::ThreadPool>,
+) -> Result<DecodeReport> {
+    let path = catalog.resolve(name)?;
+    let size = catalog.backup(name)?.size;
+    let threads = pool.current_num_threads();
+    let clock = std::time::Instant::now();
+    let mut decoded = codec::decode_file(&path, pool)?;
+    let decoded_bytes =
+        std::io::copy(&mut decoded, &mut std::io::sink()).map_err(|err| {
+            match err
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<RestoreError>())
+            {
+                Some(restore) => restore.clone().context(name),
+                None => RestoreError::failed(format!("{name}: {err}")),
+            }
+        })?;
+    let seconds = clock.elapsed().as_secs_f64();
+    Ok(DecodeReport {
+        name: name.to_owned(),
+        size,
+        decoded_bytes,
+        seconds,
+        threads,
+    })
+}
+
 /// Reads the whole backup `name` and reports what it holds.
 pub(crate) fn verify(
     catalog: &Catalog,

@@ -20,7 +20,8 @@ use crate::error::{RestoreError, Result};
 const MAX_PIECE: usize = 1 << 30;
 
 /// Compresses `input` into `output` as `format`, in pieces of `piece_bytes` uncompressed bytes
-/// compressed in parallel on `pool`. gzip levels are 0–9, zstd levels 1–22.
+/// compressed in parallel on `pool`. gzip levels are 0–9, zstd levels 1–22. The input may be
+/// plain, gzip or zstd: it is decoded first, so any backup can be repacked.
 ///
 /// The output is written to a temporary file beside it and renamed into place at the end, so
 /// `output` is either the complete result or untouched.
@@ -56,7 +57,7 @@ pub fn pack(
         RestoreError::invalid(format!("{} does not name a file", output.display()))
     })?;
     let temp = output.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
-    let written = write_pieces(input, &temp, format, piece_bytes, level, &pool)
+    let written = write_pieces(input, &temp, format, piece_bytes, level, pool)
         .and_then(|()| fs::rename(&temp, output).map_err(|err| write_error(output, err)));
     if written.is_err() {
         let _ = fs::remove_file(&temp);
@@ -70,9 +71,9 @@ fn write_pieces(
     format: Format,
     piece_bytes: usize,
     level: i32,
-    pool: &rayon::ThreadPool,
+    pool: Arc<rayon::ThreadPool>,
 ) -> Result<()> {
-    let mut source = File::open(input).map_err(|err| read_error(input, err))?;
+    let mut source = super::decode_file(input, pool.clone())?;
     let mut sink = File::create(temp).map_err(|err| write_error(temp, err))?;
     let max_inflight = (pool.current_num_threads() + 1).clamp(2, 8);
     let mut inflight: VecDeque<Receiver<io::Result<Vec<u8>>>> = VecDeque::new();
