@@ -454,7 +454,7 @@ impl Loader {
         }
         self.ensure_staging().await?;
         let staging = self.settings.staging.clone();
-        let control = self.server.connect(&staging).await?;
+        let control = self.server.connect_for_load(&staging).await?;
         for sql in self.session.statements() {
             if let Err(err) = control.batch_execute(sql).await {
                 let (message, _) = describe_db_error(&err);
@@ -463,7 +463,7 @@ impl Loader {
         }
         let mut workers = Vec::with_capacity(self.settings.workers);
         for id in 0..self.settings.workers {
-            let client = self.server.connect(&staging).await?;
+            let client = self.server.connect_for_load(&staging).await?;
             workers.push(worker::spawn(id, client, self.copy_failed.clone()));
         }
         tracing::debug!(workers = workers.len(), database = %staging, "connected");

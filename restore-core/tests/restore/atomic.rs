@@ -373,3 +373,38 @@ fn a_restore_that_cannot_fit_fails_with_insufficient_space_before_writing() {
     assert!(!support::database_exists(&target));
     assert!(staging_left(&status).is_empty());
 }
+
+#[test]
+fn restores_beyond_the_concurrency_limit_are_rate_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("slow.sql"),
+        format!("{GOOD}SELECT pg_sleep(2);\n"),
+    )
+    .unwrap();
+    let mut config =
+        restore_core::EngineConfig::new(dir.path()).database_url(support::database_url());
+    config.max_concurrent_restores = 1;
+    let engine = restore_core::Engine::new(config).unwrap();
+    let request = |target: String| RestoreRequest {
+        backup_name: "slow.sql".into(),
+        target_database: target,
+        options: RestoreOptions::default(),
+    };
+    let (first, second) = (unique("limit"), unique("limit"));
+    let started = engine
+        .create_restore(request(first.clone()))
+        .expect("accepted");
+    let err = engine.create_restore(request(second.clone())).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::RateLimitExceeded);
+    assert_eq!(err.http_status(), 429);
+    assert_eq!(err.details()["limit"], 1);
+    let done = engine.wait_restore(&started.restore_id, None).unwrap();
+    assert_eq!(done.status, RestoreState::Completed);
+    let status = engine
+        .create_restore(request(second.clone()))
+        .expect("a place is free again");
+    engine.wait_restore(&status.restore_id, None).unwrap();
+    support::drop_database(&first);
+    support::drop_database(&second);
+}

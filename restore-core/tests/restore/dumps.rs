@@ -334,3 +334,12 @@ fn a_block_whose_rows_are_checked_by_triggers_is_loaded_whole_in_order() {
     assert_eq!(query(&target, "SELECT count(*) FROM chain"), "60000");
     support::drop_database(&target);
 }
+
+#[test]
+fn the_encoding_meta_command_is_applied() {
+    let target = completed(
+        b"\\encoding LATIN1\nCREATE TABLE t (v text);\nINSERT INTO t VALUES ('\xe9t\xe9');\n",
+    );
+    assert_eq!(query(&target, "SELECT v FROM t"), "été");
+    support::drop_database(&target);
+}
