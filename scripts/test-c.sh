@@ -57,7 +57,7 @@ run_all() {
   "$out/restore_test"
 
   step "C program under AddressSanitizer"
-  ASAN_OPTIONS=detect_leaks=1\
+  ASAN_OPTIONS=detect_leaks=1 "$out/restore_test_asan"
 
   step "C program under valgrind"
   if [[ -n $valgrind_bin ]]; then

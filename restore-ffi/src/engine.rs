@@ -161,3 +161,77 @@ pub extern "C" fn sr_version() -> *const c_char {
         };
     VERSION.as_ptr()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ptr;
+
+    use super::*;
+    use crate::error::sr_last_error_code;
+
+    fn config(backup_dir: *const c_char) -> sr_config {
+        sr_config {
+            backup_dir,
+            database_url: ptr::null(),
+            local_state_dir: ptr::null(),
+            max_concurrent_restores: 0,
+            history_limit: 0,
+            decode_threads: 0,
+        }
+    }
+
+    #[test]
+    fn null_config_and_null_out_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = c_string(dir.path().to_str().unwrap());
+        let mut engine: *mut sr_engine = ptr::null_mut();
+
+        // SAFETY: NULL is what is tested; `engine` is a local.
+        let result = unsafe { sr_engine_new(ptr::null(), &mut engine) };
+        assert_eq!(result, sr_result::SR_NULL_ARGUMENT);
+        assert!(engine.is_null());
+
+        // SAFETY: the config's strings are live for the call.
+        let result = unsafe { sr_engine_new(&config(path.as_ptr()), ptr::null_mut()) };
+        assert_eq!(result, sr_result::SR_NULL_ARGUMENT);
+
+        // SAFETY: as above; a NULL backup_dir is what is tested.
+        let result = unsafe { sr_engine_new(&config(ptr::null()), &mut engine) };
+        assert_eq!(result, sr_result::SR_NULL_ARGUMENT);
+        assert!(engine.is_null());
+    }
+
+    #[test]
+    fn a_backup_dir_that_is_not_utf8_is_refused() {
+        let bad = c"/tmp/\xff\xfe";
+        let mut engine: *mut sr_engine = ptr::null_mut();
+        // SAFETY: the config's string is live for the call; `engine` is a local.
+        let result = unsafe { sr_engine_new(&config(bad.as_ptr()), &mut engine) };
+        assert_eq!(result, sr_result::SR_INVALID_UTF8);
+        assert_eq!(sr_last_error_code(), sr_result::SR_INVALID_UTF8);
+        assert!(engine.is_null());
+    }
+
+    #[test]
+    fn an_engine_opens_and_frees_and_null_frees_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = c_string(dir.path().to_str().unwrap());
+        let mut engine: *mut sr_engine = ptr::null_mut();
+        // SAFETY: the config's strings are live for the call; `engine` is a local.
+        let result = unsafe { sr_engine_new(&config(path.as_ptr()), &mut engine) };
+        assert_eq!(result, sr_result::SR_OK);
+        assert!(!engine.is_null());
+        // SAFETY: `engine` came from `sr_engine_new` and is freed once; NULL is ignored.
+        unsafe {
+            sr_engine_free(engine);
+            sr_engine_free(ptr::null_mut());
+        }
+    }
+
+    #[test]
+    fn the_version_is_the_crate_version() {
+        // SAFETY: `sr_version` returns a static NUL-terminated string.
+        let version = unsafe { CStr::from_ptr(sr_version()) };
+        assert_eq!(version.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+    }
+}

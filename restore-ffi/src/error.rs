@@ -293,3 +293,88 @@ pub(crate) fn run(body: impl FnOnce() -> Result<(), Failure>) -> sr_result {
         Err(failure) => set_last_error(failure),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fail_with(message: &str) -> sr_result {
+        run(|| {
+            Err(Failure::from(
+                RestoreError::new(ErrorCode::BackupNotFound, message).with_request_id("req_t"),
+            ))
+        })
+    }
+
+    #[test]
+    fn every_engine_code_has_its_own_stable_number() {
+        let numbers: Vec<u32> = ErrorCode::ALL
+            .iter()
+            .map(|code| sr_result::from_code(*code) as u32)
+            .collect();
+        assert_eq!(numbers, [1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn a_failure_is_readable_until_the_next_call() {
+        assert_eq!(
+            fail_with("no backup named x"),
+            sr_result::SR_BACKUP_NOT_FOUND
+        );
+        assert_eq!(sr_last_error_code(), sr_result::SR_BACKUP_NOT_FOUND);
+
+        let mut buf = [0 as c_char; 64];
+        let mut needed = 0;
+        // SAFETY: `buf` holds 64 bytes and `needed` is a local.
+        let result = unsafe { sr_last_error_request_id(buf.as_mut_ptr(), buf.len(), &mut needed) };
+        assert_eq!(result, sr_result::SR_OK);
+        // SAFETY: the call wrote a NUL-terminated string into `buf`.
+        assert_eq!(unsafe { CStr::from_ptr(buf.as_ptr()) }, c"req_t");
+        assert_eq!(needed, 6);
+
+        assert_eq!(run(|| Ok(())), sr_result::SR_OK);
+        assert_eq!(sr_last_error_code(), sr_result::SR_OK);
+    }
+
+    #[test]
+    fn a_small_buffer_reports_the_size_and_stays_untouched() {
+        fail_with("no backup named x");
+        let mut buf = [b'#' as c_char; 4];
+        let mut needed = 0;
+        // SAFETY: `buf` holds 4 bytes and `needed` is a local.
+        let result = unsafe { sr_last_error_message(buf.as_mut_ptr(), buf.len(), &mut needed) };
+        assert_eq!(result, sr_result::SR_BUFFER_TOO_SMALL);
+        assert_eq!(needed, "no backup named x".len() + 1);
+        assert!(buf.iter().all(|byte| *byte == b'#' as c_char));
+    }
+
+    #[test]
+    fn a_null_buffer_with_room_claimed_is_a_null_argument() {
+        fail_with("x");
+        // SAFETY: NULL pointers are what is tested; nothing is written through them.
+        let result =
+            unsafe { sr_last_error_details(std::ptr::null_mut(), 16, std::ptr::null_mut()) };
+        assert_eq!(result, sr_result::SR_NULL_ARGUMENT);
+    }
+
+    #[test]
+    fn a_panic_becomes_sr_panic_with_its_message() {
+        let result = run(|| panic!("boom"));
+        assert_eq!(result, sr_result::SR_PANIC);
+        let mut buf = [0 as c_char; 128];
+        // SAFETY: `buf` holds 128 bytes.
+        unsafe { sr_last_error_message(buf.as_mut_ptr(), buf.len(), std::ptr::null_mut()) };
+        // SAFETY: the call wrote a NUL-terminated string into `buf`.
+        let message = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap();
+        assert!(message.ends_with("boom"), "{message}");
+    }
+
+    #[test]
+    fn results_have_names_and_unknown_numbers_do_not() {
+        // SAFETY: `sr_result_name` returns static NUL-terminated strings.
+        let name = |number| unsafe { CStr::from_ptr(sr_result_name(number)) };
+        assert_eq!(name(2), c"backup_not_found");
+        assert_eq!(name(104), c"panic");
+        assert_eq!(name(7), c"unknown");
+    }
+}
