@@ -11,7 +11,8 @@ CARGO ?= cargo
 demo:
 	@bash scripts/demo.sh
 
-## Every test: formatting, lints, and the Rust tests against PostgreSQL clusters they start.
+## Every test: formatting, lints, the Rust tests and the C interface's tests (plain, ASan,
+## valgrind), against PostgreSQL clusters they start.
 test:
 	@bash scripts/test.sh
 
