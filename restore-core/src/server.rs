@@ -8,6 +8,7 @@
 use std::str::FromStr;
 
 use tokio_postgres::config::Host;
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Config, NoTls};
 
 use crate::error::{RestoreError, Result};
@@ -153,6 +154,22 @@ fn is_transient(err: &tokio_postgres::Error) -> bool {
 
 fn current_user() -> String {
     std::env::var("USER").unwrap_or_else(|_| "postgres".into())
+}
+
+/// Runs one statement taken from a dump, with the extended query protocol: the server accepts
+/// exactly one statement per message, so text the lexer took for one statement can never run
+/// as two. (The simple protocol would run every statement in the text it is sent, and a dump
+/// crafted so that the lexer and the server disagree on where a statement ends would then slip
+/// a statement past the planner.) One round trip, as with the simple protocol.
+pub(crate) async fn execute_one(client: &Client, sql: &str) -> Result<(), tokio_postgres::Error> {
+    let no_parameters: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 0] = [];
+    let rows = client.query_typed_raw(sql, no_parameters).await?;
+    let mut rows = std::pin::pin!(rows);
+    while futures_util::TryStreamExt::try_next(&mut rows)
+        .await?
+        .is_some()
+    {}
+    Ok(())
 }
 
 /// Quotes an identifier for SQL: `"name"` with inner quotes doubled.

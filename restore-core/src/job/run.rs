@@ -175,7 +175,7 @@ async fn restore(
     }
     for comment in outcome.deferred_comments {
         let sql = comment.replace("{target}", &quote_ident(target));
-        if let Err(err) = admin.batch_execute(&sql).await {
+        if let Err(err) = crate::server::execute_one(admin, &sql).await {
             job.warn(format!(
                 "the dump's comment on the database was not applied: {err}"
             ));

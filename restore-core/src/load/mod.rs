@@ -24,7 +24,7 @@ use crate::dump::{Item, MetaCommand, Statement, TocEntry};
 use crate::error::{RestoreError, Result};
 use crate::job::{OnError, Operation, Progress, StatementError};
 use crate::plan::{classify, copy_target, Action, Build, PlanOptions};
-use crate::server::{describe_db_error, quote_ident, Server};
+use crate::server::{describe_db_error, execute_one, quote_ident, Server};
 use crate::staging;
 use session::Session;
 use worker::{CopyBlock, DbFailure, Task, WorkerHandle};
@@ -337,7 +337,7 @@ impl Loader {
         if self.control.is_some() {
             self.barrier().await?;
             let control = self.control.as_ref().expect("connected");
-            if let Err(err) = control.batch_execute(&sql).await {
+            if let Err(err) = execute_one(control, &sql).await {
                 let (message, sqlstate) = describe_db_error(&err);
                 if sqlstate.as_deref() == Some("42704") {
                     // A parameter this server does not know (a newer pg_dump's setting): the
@@ -381,7 +381,7 @@ impl Loader {
         }
         self.ensure_staging().await?;
         let sql = format!("{prefix} {}{rest}", quote_ident(&self.settings.staging));
-        if let Err(err) = self.admin.batch_execute(&sql).await {
+        if let Err(err) = execute_one(&self.admin, &sql).await {
             let (message, sqlstate) = describe_db_error(&err);
             let object = Some(format!("DATABASE {name}"));
             return self.statement_failed(stmt.line, object, DbFailure { message, sqlstate });
@@ -456,7 +456,7 @@ impl Loader {
         let staging = self.settings.staging.clone();
         let control = self.server.connect_for_load(&staging).await?;
         for sql in self.session.statements() {
-            if let Err(err) = control.batch_execute(sql).await {
+            if let Err(err) = execute_one(&control, sql).await {
                 let (message, _) = describe_db_error(&err);
                 self.progress.warn(format!("setting skipped: {message}"));
             }
@@ -477,7 +477,7 @@ impl Loader {
             .control
             .as_ref()
             .expect("connected before running statements");
-        match control.batch_execute(sql).await {
+        match execute_one(control, sql).await {
             Ok(()) => {
                 self.progress.count_statement();
                 Ok(())

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::{Client, CopyInSink};
 
 use super::session::SessionSnapshot;
-use crate::server::{describe_db_error, quote_literal};
+use crate::server::{describe_db_error, execute_one, quote_literal};
 
 /// One `COPY … FROM stdin` block of the dump, loaded by one or more workers.
 #[derive(Debug)]
@@ -118,7 +118,7 @@ impl Worker {
                 Task::Run { sql, session, done } => {
                     self.close_copy().await;
                     let outcome = match self.catch_up(&session).await {
-                        Ok(()) => self.client.batch_execute(&sql).await,
+                        Ok(()) => execute_one(&self.client, &sql).await,
                         Err(err) => Err(err),
                     };
                     let _ = done.send(outcome.map_err(|err| DbFailure::from_pg(&err)));
@@ -139,7 +139,7 @@ impl Worker {
         }
         self.client.batch_execute("RESET ALL").await?;
         for sql in &session.statements {
-            self.client.batch_execute(sql).await?;
+            execute_one(&self.client, sql).await?;
         }
         self.applied = Some(session.generation);
         Ok(())

@@ -343,3 +343,21 @@ fn the_encoding_meta_command_is_applied() {
     assert_eq!(query(&target, "SELECT v FROM t"), "été");
     support::drop_database(&target);
 }
+
+#[test]
+fn a_statement_hidden_where_lexer_and_server_split_differently_never_runs() {
+    // SET LOCAL outside a transaction changes nothing on the server, but a lexer that believed
+    // it would read the backslash as an escape and see one statement where the server sees
+    // three. Each statement goes alone in an extended-protocol message, so the server refuses
+    // the text instead of running what was hidden in it.
+    let marker = std::env::temp_dir().join(format!("sr_hidden_{}", std::process::id()));
+    let sql = format!(
+        "SET LOCAL standard_conforming_strings = off;\n\
+         SELECT 'x\\'; COPY (SELECT 1) TO PROGRAM 'touch {}'; --';\n",
+        marker.display()
+    );
+    let (target, status) = restore_sql(sql.as_bytes(), RestoreOptions::default());
+    assert_eq!(status.status, RestoreState::Failed);
+    assert!(!marker.exists(), "the hidden statement ran");
+    assert!(!support::database_exists(&target));
+}
