@@ -275,7 +275,7 @@ class Restore:
         ``raise_for_status()``. The GIL is released while waiting and Ctrl-C interrupts the
         wait (the restore keeps running). After ``timeout`` seconds ``TimeoutError`` is raised
         and the restore keeps running. An exception raised by ``on_progress`` propagates from
-        here unchanged, and the restore keeps running.
+        here unchanged; the restore keeps running and the callback is not called again.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         watch = self._client._engine.subscribe(self.id)
@@ -328,7 +328,12 @@ class _ProgressReporter:
         percent = 100 if status.status == "completed" else min(int(status.progress), 99)
         if percent > self._reported:
             self._reported = percent
-            self._callback(percent)
+            try:
+                self._callback(percent)
+            except BaseException:
+                # Reported once, to the waiter; a broken callback is not called again.
+                self._callback = None
+                raise
 
 
 def _options_dict(options: OptionsLike) -> dict[str, Any]:
