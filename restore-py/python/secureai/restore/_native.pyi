@@ -2,12 +2,15 @@
 
 from collections.abc import Awaitable
 from os import PathLike
-from typing import Any
+from typing import Any, final
+
+__all__ = ["Engine", "RestoreWatch", "__version__", "set_log_level"]
 
 __version__: str
 
 def set_log_level(level: int) -> None: ...
 
+@final
 class Engine:
     def __new__(
         cls,
@@ -34,6 +37,7 @@ class Engine:
     def cancel_restore(self, restore_id: str) -> dict[str, Any]: ...
     def subscribe(self, restore_id: str) -> RestoreWatch: ...
 
+@final
 class RestoreWatch:
     def next(self, timeout: float) -> dict[str, Any] | None: ...
     def next_async(self) -> Awaitable[dict[str, Any]]: ...

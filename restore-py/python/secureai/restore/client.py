@@ -205,7 +205,7 @@ class RestoreClient:
         """Seconds to wait before trying ``call`` again, or None when it must not be."""
         if not err.transient or tried >= self.retry_attempts:
             return None
-        delay = min(_BACKOFF_FIRST_SECONDS * 2**tried, _BACKOFF_MAX_SECONDS)
+        delay = min(_BACKOFF_FIRST_SECONDS * 2.0**tried, _BACKOFF_MAX_SECONDS)
         _LOG.warning(
             "%s failed (%s, %s); retry %d of %d in %.1f s",
             call,
