@@ -14,3 +14,4 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "Rust tests"
 cargo test --workspace --locked 2>&1 | tee target/test-rust.log
+bash scripts/test-python.sh

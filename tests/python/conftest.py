@@ -14,7 +14,6 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-
 from secureai.restore import RestoreClient
 
 TEST_URL_VARIABLE = "SECURERESTORE_TEST_DATABASE_URL"
@@ -38,7 +37,9 @@ def film_dump(rows: int = 100, *, sleep_seconds: float = 0.0) -> str:
         lines.append(f"SELECT pg_sleep({sleep_seconds});")
     lines.append("-- Data for Name: film; Type: TABLE DATA; Schema: public; Owner: -")
     lines.append("COPY public.film (id, title, rating) FROM stdin;")
-    lines.extend(f"{n}\tfilm number {n} with a longer title\t{n % 10}.5" for n in range(1, rows + 1))
+    lines.extend(
+        f"{n}\tfilm number {n} with a longer title\t{n % 10}.5" for n in range(1, rows + 1)
+    )
     lines.append("\\.")
     lines.append("")
     lines.append("-- Name: film film_pkey; Type: CONSTRAINT; Schema: public; Owner: -")

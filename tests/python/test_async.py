@@ -7,13 +7,10 @@ import time
 
 import pytest
 from conftest import Backups, Postgres, film_dump
-
 from secureai.restore import BackupNotFoundError, RestoreClient
 
 
-def test_async_restore_with_progress(
-    backups: Backups, postgres: Postgres, target: str
-) -> None:
+def test_async_restore_with_progress(backups: Backups, postgres: Postgres, target: str) -> None:
     name = backups.write("backup_20240101_120000.sql.gz", film_dump(2000))
     reports: list[int] = []
 
@@ -69,11 +66,11 @@ def test_gather_runs_five_restores_concurrently(
             await asyncio.sleep(0.05)
             ticks += 1
 
-    async def one(client: RestoreClient, n: int):  # noqa: ANN202
+    async def one(client: RestoreClient, n: int):
         restore = await client.create_restore_async(name, f"{target}_{n}")
         return await restore.wait_for_completion_async()
 
-    async def main():  # noqa: ANN202
+    async def main():
         async with RestoreClient("key", backup_dir=backups.dir, database_url=postgres.url) as c:
             background = asyncio.ensure_future(ticker())
             started = time.monotonic()

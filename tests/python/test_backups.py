@@ -7,7 +7,6 @@ from datetime import timezone
 
 import pytest
 from conftest import Backups, Postgres, film_dump
-
 from secureai.restore import (
     Backup,
     BackupNotFoundError,

@@ -8,7 +8,6 @@ import time
 
 import pytest
 from conftest import Backups, Postgres, film_dump
-
 from secureai.restore import (
     BackupNotFoundError,
     DatabaseExistsError,
@@ -63,9 +62,10 @@ def test_refused_connections_are_retried_with_backoff_then_raised(
     client = RestoreClient("key", backup_dir=backups.dir, database_url=url, retry_attempts=2)
 
     started = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="secureai.restore"), pytest.raises(
-        RestoreFailedError
-    ) as raised:
+    with (
+        caplog.at_level(logging.WARNING, logger="secureai.restore"),
+        pytest.raises(RestoreFailedError) as raised,
+    ):
         client.create_restore(name, target)
     elapsed = time.monotonic() - started
 
@@ -82,8 +82,9 @@ def test_no_retries_when_retry_attempts_is_zero(
     url = f"postgresql://postgres@127.0.0.1:{unused_port()}/postgres"
     client = RestoreClient("key", backup_dir=backups.dir, database_url=url, retry_attempts=0)
 
-    with caplog.at_level(logging.WARNING, logger="secureai.restore"), pytest.raises(
-        RestoreFailedError
+    with (
+        caplog.at_level(logging.WARNING, logger="secureai.restore"),
+        pytest.raises(RestoreFailedError),
     ):
         client.create_restore(name, target)
     assert not [r for r in caplog.records if "retry" in r.getMessage()]

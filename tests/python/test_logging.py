@@ -6,7 +6,6 @@ import logging
 
 import pytest
 from conftest import Backups, Postgres, film_dump
-
 from secureai.restore import RestoreClient
 
 
@@ -27,4 +26,3 @@ def test_engine_events_are_logged_without_the_api_key_or_rows(
     text = "\n".join(messages)
     assert "secret-api-key" not in text
     assert "film number" not in text
-

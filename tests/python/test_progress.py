@@ -6,7 +6,6 @@ import threading
 
 import pytest
 from conftest import Backups, film_dump
-
 from secureai.restore import RestoreClient
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from conftest import Backups, Postgres, film_dump
-
 from secureai.restore import RestoreClient
 
 README = Path(__file__).resolve().parents[2] / "README.md"

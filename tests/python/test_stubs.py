@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 import secureai.restore
 from secureai.restore import _native
 

@@ -9,7 +9,6 @@ import time
 
 import pytest
 from conftest import Backups, film_dump
-
 from secureai.restore import RestoreClient
 
 
