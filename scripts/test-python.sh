@@ -29,7 +29,7 @@ ruff_config=restore-py/pyproject.toml
 "$venv/bin/ruff" format --check --config "$ruff_config" restore-py/python tests/python
 
 step "Python tests"
-# Run from tests/python so that `secureai` is the installed wheel, not the source tree.
+# `secureai` is imported from the installed wheel: the source tree is not on sys.path.
 status=0
 SECURERESTORE_PY_WHEEL=$PWD/$wheel scripts/with-test-server.sh \
   "$venv/bin/python" -m pytest -q -p no:cacheprovider --rootdir tests/python tests/python \
