@@ -134,17 +134,15 @@ impl Engine {
         })
     }
 
-    /// A restore's current status.
+    /// A restore's current status. Off the GIL although it answers at once: an engine thread
+    /// may hold what this call needs while it waits for the GIL to log.
     fn restore_status<'py>(
         &self,
         py: Python<'py>,
         restore_id: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let status = self
-            .engine
-            .restore_status(restore_id)
-            .map_err(EngineError)?;
-        to_py(py, &status)
+        let status = py.detach(|| self.engine.restore_status(restore_id));
+        to_py(py, &status.map_err(EngineError)?)
     }
 
     /// Asks a restore to stop; returns its status.
@@ -153,16 +151,14 @@ impl Engine {
         py: Python<'py>,
         restore_id: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let status = self
-            .engine
-            .cancel_restore(restore_id)
-            .map_err(EngineError)?;
-        to_py(py, &status)
+        let status = py.detach(|| self.engine.cancel_restore(restore_id));
+        to_py(py, &status.map_err(EngineError)?)
     }
 
     /// The status changes of a restore, starting with its current status.
-    fn subscribe(&self, restore_id: &str) -> EngineResult<RestoreWatch> {
-        Ok(RestoreWatch::new(self.engine.subscribe(restore_id)?))
+    fn subscribe(&self, py: Python<'_>, restore_id: &str) -> EngineResult<RestoreWatch> {
+        let events = py.detach(|| self.engine.subscribe(restore_id))?;
+        Ok(RestoreWatch::new(events))
     }
 }
 

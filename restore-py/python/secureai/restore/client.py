@@ -7,6 +7,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Mapping
+from datetime import datetime
 from typing import Any, Callable, TypeVar, Union
 
 from . import _native
@@ -248,11 +249,12 @@ class Restore:
         return self._last
 
     @property
-    def started_at(self) -> Any:
+    def started_at(self) -> datetime:
         return self._last.started_at
 
     @property
-    def estimated_completion(self) -> Any:
+    def estimated_completion(self) -> datetime | None:
+        """When the restore is expected to end, from its rate so far (as of the last status)."""
         return self._last.estimated_completion
 
     def refresh(self) -> RestoreStatus:
