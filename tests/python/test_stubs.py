@@ -66,6 +66,9 @@ def test_stub_names_and_signatures_match_the_module() -> None:
         methods = {n.name: n for n in node.body if isinstance(n, ast.FunctionDef)}
         assert set(methods) - {"__new__"} == public_names(cls), class_name
         for method_name, method in methods.items():
+            if method_name == "__new__" and sys.version_info < (3, 10):
+                # Before 3.10 the limited API gives classes no text signature to inspect.
+                continue
             runtime = cls if method_name == "__new__" else getattr(cls, method_name)
             assert stub_parameters(method) == runtime_parameters(runtime), (
                 f"{class_name}.{method_name}"
