@@ -14,4 +14,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "Rust tests"
 cargo test --workspace --locked 2>&1 | tee target/test-rust.log
-step "C interface" && bash scripts/test-c.sh
+
+step "C interface"
+bash scripts/test-c.sh
+
+step "Python SDK"
+bash scripts/test-python.sh
