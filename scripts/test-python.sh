@@ -19,7 +19,7 @@ fi
 step "wheel"
 wheels=target/py-wheels
 rm -rf "$wheels"
-"$venv/bin/maturin" build --release --locked -q -m restore-py/Cargo.toml -o "$wheels"
+"$venv/bin/maturin" build --locked -q -m restore-py/Cargo.toml -o "$wheels"
 wheel=$(ls "$wheels"/secureai_restore_sdk-*.whl)
 "$venv/bin/python" -m pip install -q --force-reinstall --no-deps "$wheel"
 
