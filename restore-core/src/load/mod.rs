@@ -302,7 +302,11 @@ impl Loader {
                 self.progress.count_skipped();
                 Ok(())
             }
-            Action::CreateDatabase { name, options } => {
+            Action::CreateDatabase {
+                name,
+                options,
+                ignored,
+            } => {
                 let other = self
                     .dropped_db
                     .as_ref()
@@ -315,6 +319,13 @@ impl Loader {
                     return Err(self.refuse(stmt.line, toc.as_deref(), &why));
                 }
                 self.dumped_db = Some(name);
+                if !ignored.is_empty() {
+                    self.progress.warn(format!(
+                        "{}: CREATE DATABASE options left out: {}",
+                        self.place(stmt.line, None),
+                        ignored.join(", ")
+                    ));
+                }
                 self.create_options = Some(options);
                 self.progress.count_skipped();
                 Ok(())

@@ -7,6 +7,7 @@
 //! restore never acts outside its target), something refused outright, or, by default, a
 //! barrier run in file order on the control connection.
 
+mod database;
 mod words;
 
 use crate::dump::{Statement, TocEntry};
@@ -28,10 +29,16 @@ pub(crate) enum Action {
     Refuse(String),
     /// `DROP DATABASE name`.
     DropDatabase { name: String },
-    /// `CREATE DATABASE name …`, with the text after the name (its options).
-    CreateDatabase { name: String, options: String },
-    /// `ALTER DATABASE name …` or `COMMENT ON DATABASE name …`; `prefix` is the text before
-    /// the name and `rest` the text after it, so the loader can aim it at its own database.
+    /// `CREATE DATABASE name …`: the options kept (rebuilt, beginning `WITH`), and the names
+    /// of those left out.
+    CreateDatabase {
+        name: String,
+        options: String,
+        ignored: Vec<String>,
+    },
+    /// `ALTER DATABASE name …` (owner and settings only) or `COMMENT ON DATABASE name IS …`;
+    /// `prefix` is the statement's rebuilt start and `rest` the text after the name, so the
+    /// loader can aim it at its own database.
     DatabaseLevel {
         name: String,
         prefix: String,
@@ -87,8 +94,10 @@ pub(crate) fn classify(stmt: &Statement, options: PlanOptions) -> Action {
     if kw(0, "alter") && kw(1, "system") {
         return Action::Refuse("ALTER SYSTEM changes the whole server".into());
     }
+    let mapping = kw(1, "user") && kw(2, "mapping");
     if (kw(0, "create") || kw(0, "alter") || kw(0, "drop"))
         && (kw(1, "role") || kw(1, "user") || kw(1, "group"))
+        && !mapping
     {
         if kw(0, "alter") && words.iter().any(|w| w.is("in")) {
             return Action::Skip("a role's per-database setting is not part of the restore");
@@ -98,7 +107,7 @@ pub(crate) fn classify(stmt: &Statement, options: PlanOptions) -> Action {
     if (kw(0, "create") || kw(0, "alter") || kw(0, "drop")) && kw(1, "tablespace") {
         return Action::Refuse("tablespaces are shared by the whole server".into());
     }
-    if let Some(action) = classify_database(stmt, &words) {
+    if let Some(action) = database::classify(&stmt.sql) {
         return action;
     }
     if kw(0, "copy") {
@@ -114,8 +123,23 @@ pub(crate) fn classify(stmt: &Statement, options: PlanOptions) -> Action {
     {
         return Action::Skip("privileges (no_privileges)");
     }
-    if kw(0, "grant") && !words.iter().any(|w| w.is("on")) {
+    if (kw(0, "grant") || kw(0, "revoke")) && !words.iter().any(|w| w.is("on")) {
         return Action::Refuse("role memberships are shared by the whole server".into());
+    }
+    let on_shared = words.windows(2).any(|pair| {
+        pair[0].is("on")
+            && (pair[1].is("tablespace") || pair[1].is("role") || pair[1].is("parameter"))
+    });
+    let about_objects = kw(0, "grant") || kw(0, "revoke") || kw(0, "comment") || kw(0, "security");
+    if about_objects && on_shared {
+        return Action::Refuse(
+            "roles, tablespaces and parameters are shared by the whole server".into(),
+        );
+    }
+    if (kw(0, "drop") || kw(0, "reassign")) && kw(1, "owned") {
+        return Action::Refuse(
+            "DROP OWNED and REASSIGN OWNED reach objects shared by the server".into(),
+        );
     }
     match classify_build(&words, stmt.toc.as_deref()) {
         Some(build) => Action::Concurrent(build),
@@ -189,89 +213,6 @@ fn classify_setting(words: &[Word], options: PlanOptions) -> Option<Action> {
         return Some(Action::Barrier);
     }
     None
-}
-
-fn classify_database(stmt: &Statement, words: &[Word]) -> Option<Action> {
-    let kw = |i: usize, k: &str| words.get(i).is_some_and(|w| w.is(k));
-    let name_at = |i: usize| match words.get(i) {
-        Some(Word::Ident { text, .. }) => Some(text.clone()),
-        _ => None,
-    };
-
-    if kw(0, "drop") && kw(1, "database") {
-        let at = if kw(2, "if") && kw(3, "exists") { 4 } else { 2 };
-        return Some(match name_at(at) {
-            Some(name) => Action::DropDatabase { name },
-            None => Action::Refuse("DROP DATABASE of an unreadable name".into()),
-        });
-    }
-    let creates_or_alters = kw(0, "create") || kw(0, "alter");
-    let (name_index, prefix_words) = if creates_or_alters && kw(1, "database") {
-        (2, 2)
-    } else if kw(0, "comment") && kw(1, "on") && kw(2, "database") {
-        (3, 3)
-    } else if (kw(0, "grant") || kw(0, "revoke")) && words.iter().any(|w| w.is("database")) {
-        return Some(Action::Skip(
-            "privileges on a database are not part of the restore",
-        ));
-    } else if kw(0, "security") && kw(1, "label") && words.iter().any(|w| w.is("database")) {
-        return Some(Action::Skip(
-            "a security label on a database is not part of the restore",
-        ));
-    } else {
-        return None;
-    };
-
-    let Some(name) = name_at(name_index) else {
-        return Some(Action::Refuse(
-            "a database statement with an unreadable name".into(),
-        ));
-    };
-    let (prefix, rest) = split_after_words(&stmt.sql, prefix_words + 1);
-    if kw(0, "create") {
-        return Some(Action::CreateDatabase {
-            name,
-            options: rest,
-        });
-    }
-    Some(Action::DatabaseLevel { name, prefix, rest })
-}
-
-/// Splits `sql` after its first `count` words, returning both sides as text.
-fn split_after_words(sql: &[u8], count: usize) -> (String, String) {
-    let mut i = 0;
-    let mut seen = 0;
-    while i < sql.len() && seen < count {
-        while i < sql.len() && sql[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i < sql.len() && sql[i] == b'"' {
-            i += 1;
-            while i < sql.len() {
-                if sql[i] == b'"' && sql.get(i + 1) == Some(&b'"') {
-                    i += 2;
-                } else if sql[i] == b'"' {
-                    i += 1;
-                    break;
-                } else {
-                    i += 1;
-                }
-            }
-        } else {
-            while i < sql.len() && !sql[i].is_ascii_whitespace() && sql[i] != b';' {
-                i += 1;
-            }
-        }
-        seen += 1;
-    }
-    let prefix = String::from_utf8_lossy(&sql[..i]);
-    let prefix = prefix
-        .rsplit_once(char::is_whitespace)
-        .map_or("", |(head, _)| head);
-    (
-        prefix.to_owned(),
-        String::from_utf8_lossy(&sql[i..]).into_owned(),
-    )
 }
 
 /// Recognises post-data builds, only under a pg_dump header that agrees with the SQL: a file

@@ -101,7 +101,8 @@ fn database_statements_name_their_database() {
         plain("CREATE DATABASE shop WITH TEMPLATE = template0 ENCODING = 'UTF8';"),
         Action::CreateDatabase {
             name: "shop".into(),
-            options: " WITH TEMPLATE = template0 ENCODING = 'UTF8';".into()
+            options: "WITH TEMPLATE = template0 ENCODING = 'UTF8'".into(),
+            ignored: vec![],
         }
     );
     assert_eq!(
@@ -109,7 +110,7 @@ fn database_statements_name_their_database() {
         Action::DatabaseLevel {
             name: "Shop".into(),
             prefix: "ALTER DATABASE".into(),
-            rest: " OWNER TO bob;".into()
+            rest: " OWNER TO bob;".into(),
         }
     );
     assert_eq!(
@@ -214,4 +215,35 @@ fn copy_targets_are_quoted_as_the_server_folds_them() {
         "\"actor\""
     );
     assert_eq!(copy_target(b"SELECT 1;"), None);
+}
+
+#[test]
+fn statements_on_shared_objects_are_refused() {
+    for sql in [
+        "REVOKE pg_monitor FROM someone;",
+        "COMMENT ON TABLESPACE pg_default IS 'x';",
+        "GRANT ALL ON TABLESPACE pg_default TO someone;",
+        "GRANT SET ON PARAMETER work_mem TO someone;",
+        "COMMENT ON ROLE postgres IS 'x';",
+        "SECURITY LABEL FOR selinux ON ROLE postgres IS 'x';",
+        "DROP OWNED BY someone;",
+        "REASSIGN OWNED BY a TO b;",
+    ] {
+        assert!(
+            matches!(plain(sql), Action::Refuse(_)),
+            "{sql} must be refused"
+        );
+    }
+}
+
+#[test]
+fn user_mappings_of_foreign_servers_are_not_roles() {
+    assert_eq!(
+        plain("CREATE USER MAPPING FOR postgres SERVER s OPTIONS (user 'u');"),
+        Action::Barrier
+    );
+    assert_eq!(
+        plain("ALTER USER MAPPING FOR current_user SERVER s OPTIONS (SET user 'v');"),
+        Action::Barrier
+    );
 }

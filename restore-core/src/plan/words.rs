@@ -33,42 +33,55 @@ impl Word {
 
 /// Reads up to `max` words from the start of `sql`.
 pub(crate) fn leading_words(sql: &[u8], max: usize) -> Vec<Word> {
+    leading_words_with_ends(sql, max)
+        .into_iter()
+        .map(|(word, _)| word)
+        .collect()
+}
+
+/// Reads up to `max` words from the start of `sql`, each with the byte offset just after it.
+pub(crate) fn leading_words_with_ends(sql: &[u8], max: usize) -> Vec<(Word, usize)> {
     let mut words = Vec::new();
     let mut i = 0;
     while words.len() < max && i < sql.len() {
         let c = sql[i];
         if c.is_ascii_whitespace() {
             i += 1;
-        } else if sql[i..].starts_with(b"--") {
+            continue;
+        }
+        let word = if sql[i..].starts_with(b"--") {
             i = memchr::memchr(b'\n', &sql[i..]).map_or(sql.len(), |n| i + n + 1);
+            continue;
         } else if sql[i..].starts_with(b"/*") {
             i = skip_block_comment(sql, i);
+            continue;
         } else if c == b'"' {
             let (text, next) = quoted(sql, i + 1, b'"');
-            words.push(Word::Ident { text, quoted: true });
             i = next;
+            Word::Ident { text, quoted: true }
         } else if c == b'\'' {
             let (text, next) = quoted(sql, i + 1, b'\'');
-            words.push(Word::Literal(text));
             i = next;
+            Word::Literal(text)
         } else if (c == b'E' || c == b'e') && sql.get(i + 1) == Some(&b'\'') {
             let (text, next) = escaped_literal(sql, i + 2);
-            words.push(Word::Literal(text));
             i = next;
+            Word::Literal(text)
         } else if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 {
             let start = i;
             while i < sql.len() && is_ident_byte(sql[i]) {
                 i += 1;
             }
             let text = String::from_utf8_lossy(&sql[start..i]).to_lowercase();
-            words.push(Word::Ident {
+            Word::Ident {
                 text,
                 quoted: false,
-            });
+            }
         } else {
-            words.push(Word::Symbol(c as char));
             i += 1;
-        }
+            Word::Symbol(c as char)
+        };
+        words.push((word, i));
     }
     words
 }

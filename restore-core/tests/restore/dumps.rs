@@ -361,3 +361,52 @@ fn a_statement_hidden_where_lexer_and_server_split_differently_never_runs() {
     assert!(!marker.exists(), "the hidden statement ran");
     assert!(!support::database_exists(&target));
 }
+
+#[test]
+fn database_statements_land_on_the_restored_database_only() {
+    let victim = unique("victim");
+    support::create_database(&victim);
+    query(
+        &victim,
+        "CREATE TABLE secret (x int); INSERT INTO secret VALUES (1);",
+    );
+
+    let rename = format!("\\connect {victim}\nALTER /* x */ DATABASE {victim} RENAME TO stolen;\n");
+    let message = refused(rename.as_bytes());
+    assert!(message.contains("owner and settings"), "{message}");
+
+    let hidden = format!(
+        "\\connect {victim}\nALTER /* x */ DATABASE {victim} /* y */ SET work_mem = '7MB';\n\
+         CREATE TABLE t (x int);\n"
+    );
+    let target = completed(hidden.as_bytes());
+    let setting = "SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting s \
+                   JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = current_database()";
+    assert_eq!(query(&target, setting), "work_mem=7MB");
+    assert_eq!(
+        query(&victim, setting),
+        "",
+        "the named database is untouched"
+    );
+    support::drop_database(&target);
+
+    let clone = format!(
+        "CREATE DATABASE copied WITH TEMPLATE = {victim} ENCODING = 'UTF8';\n\\connect copied\n\
+         CREATE TABLE t (x int);\n"
+    );
+    let (target, status) = restore_sql(clone.as_bytes(), RestoreOptions::default());
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    assert_eq!(
+        query(&target, "SELECT to_regclass('secret') IS NULL"),
+        "t",
+        "no copy of another database"
+    );
+    assert!(
+        status.warnings.iter().any(|w| w.contains("template")),
+        "{:?}",
+        status.warnings
+    );
+    assert_eq!(query(&victim, "SELECT count(*) FROM secret"), "1");
+    support::drop_database(&target);
+    support::drop_database(&victim);
+}
