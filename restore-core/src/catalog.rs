@@ -16,6 +16,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Timelike, Utc};
 use serde::{Serialize, Serializer};
+use tempfile::NamedTempFile;
 
 use crate::checksum::Checksum;
 use crate::codec;
@@ -322,14 +323,14 @@ impl Catalog {
         let checksum = Checksum::of_file(&path)?;
 
         let sidecar = self.dir.join(format!("{name}{SIDECAR_SUFFIX}"));
-        let temp = self.dir.join(format!(
-            ".{name}{SIDECAR_SUFFIX}.{}.tmp",
-            std::process::id()
-        ));
-        let written = write_synced(&temp, format!("{}  {name}\n", checksum.to_hex()).as_bytes())
-            .and_then(|()| fs::rename(&temp, &sidecar));
+        let line = format!("{}  {name}\n", checksum.to_hex());
+        let written = write_synced(
+            &self.dir,
+            &format!(".{name}{SIDECAR_SUFFIX}."),
+            line.as_bytes(),
+        )
+        .and_then(|temp| temp.persist(&sidecar).map_err(|err| err.error));
         if let Err(err) = written {
-            let _ = fs::remove_file(&temp);
             return Err(
                 RestoreError::failed(format!("cannot write {}: {err}", sidecar.display()))
                     .with_detail("name", name),
@@ -535,10 +536,17 @@ fn compare(a: &Backup, b: &Backup, key: SortKey, order: SortOrder) -> Ordering {
     directed.then_with(|| a.name.cmp(&b.name))
 }
 
-fn write_synced(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let mut file = File::create(path)?;
-    file.write_all(contents)?;
-    file.sync_all()
+/// Writes `contents` to a new hidden file in `dir` whose name starts with `prefix`. The file
+/// is created exclusively under a random name, so a link planted in the directory cannot
+/// redirect the write; it is removed again unless persisted.
+fn write_synced(dir: &Path, prefix: &str, contents: &[u8]) -> io::Result<NamedTempFile> {
+    let mut temp = tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    temp.write_all(contents)?;
+    temp.as_file().sync_all()?;
+    Ok(temp)
 }
 
 #[cfg(test)]
@@ -947,5 +955,30 @@ mod tests {
                 String::from_utf8_lossy(&output.stderr)
             );
         }
+    }
+
+    #[test]
+    fn seal_writes_no_file_through_links_planted_in_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        fs::write(&victim, b"keep").unwrap();
+        fs::write(dir.path().join("b.sql"), b"SELECT 1;\n").unwrap();
+        for pid in [std::process::id(), 0, 1] {
+            let planted = dir.path().join(format!(".b.sql.sha256.{pid}.tmp"));
+            std::os::unix::fs::symlink(&victim, planted).unwrap();
+        }
+        std::os::unix::fs::symlink(&victim, dir.path().join("b.sql.sha256")).unwrap();
+
+        let catalog = Catalog::open(dir.path()).unwrap();
+        let sealed = catalog.seal("b.sql").unwrap();
+
+        assert_eq!(fs::read(&victim).unwrap(), b"keep");
+        let sidecar = fs::symlink_metadata(dir.path().join("b.sql.sha256")).unwrap();
+        assert!(
+            sidecar.file_type().is_file(),
+            "the link was replaced by the sidecar"
+        );
+        assert!(sealed.checksum.is_some());
     }
 }

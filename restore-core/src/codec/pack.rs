@@ -7,7 +7,7 @@
 //! length in an extra header field, so the decoder finds the member boundaries without guessing.
 
 use std::collections::VecDeque;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -56,17 +56,34 @@ pub fn pack(
     let file_name = output.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
         RestoreError::invalid(format!("{} does not name a file", output.display()))
     })?;
-    let temp = output.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
-    let written = write_pieces(input, &temp, format, piece_bytes, level, pool)
-        .and_then(|()| fs::rename(&temp, output).map_err(|err| write_error(output, err)));
-    if written.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    written
+    let dir = output
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    // Created exclusively under a random name: a link planted beside the output cannot
+    // redirect the write. Removed again unless persisted.
+    let temp = tempfile::Builder::new()
+        .prefix(&format!(".{file_name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|err| write_error(output, err))?;
+    write_pieces(
+        input,
+        temp.as_file(),
+        temp.path(),
+        format,
+        piece_bytes,
+        level,
+        pool,
+    )?;
+    temp.persist(output)
+        .map_err(|err| write_error(output, err.error))?;
+    Ok(())
 }
 
 fn write_pieces(
     input: &Path,
+    mut sink: &File,
     temp: &Path,
     format: Format,
     piece_bytes: usize,
@@ -74,7 +91,6 @@ fn write_pieces(
     pool: Arc<rayon::ThreadPool>,
 ) -> Result<()> {
     let mut source = super::decode_file(input, pool.clone())?;
-    let mut sink = File::create(temp).map_err(|err| write_error(temp, err))?;
     let max_inflight = (pool.current_num_threads() + 1).clamp(2, 8);
     let mut inflight: VecDeque<Receiver<io::Result<Vec<u8>>>> = VecDeque::new();
 
@@ -115,7 +131,7 @@ fn write_pieces(
     sink.sync_all().map_err(|err| write_error(temp, err))
 }
 
-fn write_next(next: Receiver<io::Result<Vec<u8>>>, sink: &mut File, temp: &Path) -> Result<()> {
+fn write_next(next: Receiver<io::Result<Vec<u8>>>, sink: &mut &File, temp: &Path) -> Result<()> {
     let compressed = next
         .recv()
         .map_err(|_| RestoreError::failed("a compression worker stopped without a result"))?
@@ -136,6 +152,7 @@ fn write_error(path: &Path, err: io::Error) -> RestoreError {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
     use std::process::Command;
 
     use super::*;
@@ -194,16 +211,58 @@ mod tests {
     }
 
     #[test]
-    fn empty_input_packs_to_a_valid_empty_stream() {
+    fn an_empty_input_is_refused_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("empty.sql");
         fs::write(&input, b"").unwrap();
         for format in [Format::Gzip, Format::Zstd] {
             let output = dir.path().join(format!("empty.{format}"));
-            pack(&input, &output, format, 1024, 3, pool()).unwrap();
-            assert!(fs::metadata(&output).unwrap().len() > 0);
-            assert!(decoded(&output).is_empty());
+            let err = pack(&input, &output, format, 1024, 3, pool()).unwrap_err();
+            assert!(err.message().contains("empty"), "{}", err.message());
+            assert!(!output.exists());
         }
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file is left"
+        );
+    }
+
+    #[test]
+    fn a_compressed_input_is_decoded_before_it_is_packed() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain: Vec<u8> = (0..50_000u32)
+            .flat_map(|i| format!("{i}\n").into_bytes())
+            .collect();
+        let single = dir.path().join("single.gz");
+        pack_plain(&dir, &plain, &single);
+        let output = dir.path().join("repacked.zst");
+        pack(&single, &output, Format::Zstd, 4096, 3, pool()).unwrap();
+        assert_eq!(decoded(&output), plain);
+    }
+
+    #[test]
+    fn a_link_planted_where_the_temporary_file_goes_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        fs::write(&victim, b"keep").unwrap();
+        let input = dir.path().join("in.sql");
+        fs::write(&input, b"SELECT 1;\n").unwrap();
+        let output = dir.path().join("out.gz");
+        for pid in [std::process::id(), 0, 1] {
+            let planted = dir.path().join(format!(".out.gz.{pid}.tmp"));
+            std::os::unix::fs::symlink(&victim, planted).unwrap();
+        }
+        pack(&input, &output, Format::Gzip, 1024, 6, pool()).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"keep");
+        assert_eq!(decoded(&output), b"SELECT 1;\n");
+    }
+
+    fn pack_plain(dir: &tempfile::TempDir, plain: &[u8], output: &Path) {
+        let input = dir.path().join("plain.sql");
+        fs::write(&input, plain).unwrap();
+        pack(&input, output, Format::Gzip, 1 << 20, 6, pool()).unwrap();
     }
 
     #[test]
