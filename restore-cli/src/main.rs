@@ -65,8 +65,12 @@ fn init_logging(verbose: u8) {
         2 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SECURERESTORE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // Other crates stay at warnings whatever -v says: the PostgreSQL client's debug events
+    // quote the statements they send, and a dump's statements may hold row data.
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("SECURERESTORE_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!("warn,restore_core={level}"))
+        });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -200,3 +200,41 @@ fn pack_writes_a_sealed_multi_member_backup_that_restores_the_same_rows() {
     let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(report["decoded_bytes"], dump.len());
 }
+
+#[test]
+fn neither_row_data_nor_the_password_reach_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = "CREATE TABLE cards (n text);\nINSERT INTO cards VALUES ('4111-1111-1111-1111');\n\
+                COPY cards (n) FROM stdin;\n5500-0000-0000-0004\n\\.\nSELECT 1/0;\n";
+    std::fs::write(dir.path().join("cards.sql"), dump).unwrap();
+    let url = support::database_url().replacen(
+        "postgresql://postgres@",
+        "postgresql://postgres:hunter2secret@",
+        1,
+    );
+    let target = unique("cards");
+    let out = Command::new(env!("CARGO_BIN_EXE_securerestore"))
+        .args([
+            "--backup-dir",
+            dir.path().to_str().unwrap(),
+            "--database-url",
+            &url,
+            "-vvv",
+        ])
+        .args(["restore", "cards.sql", "--target", &target, "--json"])
+        .env_remove("SECURERESTORE_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7));
+    let everything = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        everything.contains("DEBUG"),
+        "-vvv shows the engine's detail"
+    );
+    for secret in ["4111-1111", "5500-0000", "hunter2secret"] {
+        assert!(
+            !everything.contains(secret),
+            "{secret} appears in the output"
+        );
+    }
+}

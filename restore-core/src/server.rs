@@ -112,8 +112,12 @@ impl Server {
         let mut config = self.config.clone();
         config.dbname(dbname);
         let (client, connection) = config.connect(NoTls).await.map_err(|err| {
+            let reason = match err.as_db_error() {
+                Some(_) => describe_db_error(&err).0,
+                None => err.to_string(),
+            };
             RestoreError::failed(format!(
-                "cannot connect to database {dbname:?} on {}: {err}",
+                "cannot connect to database {dbname:?} on {}: {reason}",
                 self.address()
             ))
             .with_detail("transient", is_transient(&err))

@@ -78,6 +78,28 @@ fn sql_error(what: &str, err: &tokio_postgres::Error) -> RestoreError {
     error
 }
 
+/// Claims `target` for this restore, against restores of other processes on the same server:
+/// a session-level advisory lock held by the restore's administrative connection until it
+/// closes (when the restore ends, or its process dies).
+pub(crate) async fn claim_target(admin: &Client, target: &str) -> Result<()> {
+    let key = format!("securerestore target {target}");
+    let row = admin
+        .query_one(
+            "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+            &[&key],
+        )
+        .await
+        .map_err(|err| sql_error("cannot claim the target database", &err))?;
+    if row.get::<_, bool>(0) {
+        return Ok(());
+    }
+    Err(RestoreError::new(
+        ErrorCode::DatabaseExists,
+        format!("another restore is writing database {target:?}"),
+    )
+    .with_detail("target_database", target))
+}
+
 /// True when a database of that name exists.
 pub(crate) async fn database_exists(admin: &Client, name: &str) -> Result<bool> {
     let row = admin
@@ -161,7 +183,18 @@ pub(crate) async fn swap(
         admin
             .batch_execute(&rename(staging, target))
             .await
-            .map_err(|err| sql_error(&format!("cannot rename {staging} to {target}"), &err))?;
+            .map_err(|err| {
+                let (_, sqlstate) = describe_db_error(&err);
+                if matches!(sqlstate.as_deref(), Some("42P04" | "23505")) {
+                    // Someone created the target since it was checked.
+                    return RestoreError::new(
+                        ErrorCode::DatabaseExists,
+                        format!("database {target:?} was created by someone else meanwhile"),
+                    )
+                    .with_detail("target_database", target);
+                }
+                sql_error(&format!("cannot rename {staging} to {target}"), &err)
+            })?;
         return Ok(warnings);
     }
     if !force {

@@ -75,7 +75,10 @@ impl<S: Subscriber> Layer<S> for PythonLogging {
     }
 
     fn enabled(&self, metadata: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
-        python_level(metadata.level()) >= THRESHOLD.load(Ordering::Relaxed)
+        // Only the engine's own events: the PostgreSQL client's debug events quote the
+        // statements they send, and a dump's statements may hold row data.
+        metadata.target().starts_with("restore_core")
+            && python_level(metadata.level()) >= THRESHOLD.load(Ordering::Relaxed)
     }
 
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {

@@ -26,6 +26,11 @@ pub enum LexErrorKind {
     /// Text other than a comment follows `COPY … FROM stdin;` on its line, where psql would
     /// read it as SQL only after the rows; such a dump was not written by pg_dump.
     TextAfterCopyStatement,
+    /// A statement, comment or COPY row longer than the lexer holds at once.
+    TooLong {
+        /// The most bytes held.
+        limit: usize,
+    },
 }
 
 /// A quote or comment that must be closed before the end of the dump.
@@ -81,6 +86,12 @@ impl fmt::Display for LexError {
                 f,
                 "dump ends inside the COPY block started at line {line} (no \\. terminator): \
                  the file is truncated"
+            ),
+            LexErrorKind::TooLong { limit } => write!(
+                f,
+                "the statement, comment or COPY row at line {line} is longer than {} MiB, \
+                 the most a restore holds at once",
+                limit >> 20
             ),
             LexErrorKind::TextAfterCopyStatement => write!(
                 f,

@@ -20,6 +20,10 @@ use super::{Construct, Item, LexError, LexErrorKind, MetaCommand, Statement, Toc
 /// How much the lexer asks its reader for at a time.
 const READ_BLOCK: usize = 1 << 20;
 
+/// Default bound of one statement, comment or COPY row: memory stays bounded whatever the
+/// input. PostgreSQL itself takes no statement or field over 1 GiB.
+const DEFAULT_MAX_ITEM: usize = 256 << 20;
+
 /// Default upper bound of the rows in one [`Item::CopyData`].
 const DEFAULT_COPY_CHUNK: usize = 1 << 20;
 
@@ -52,6 +56,7 @@ pub struct DumpLexer<R: Read> {
     pending: Option<(BytesMut, u64)>,
     copy: Option<CopyBlock>,
     copy_chunk: usize,
+    max_item: usize,
     read_block: usize,
     toc: Option<Arc<TocEntry>>,
     standard_conforming_strings: bool,
@@ -73,6 +78,7 @@ impl<R: Read> DumpLexer<R> {
             pending: None,
             copy: None,
             copy_chunk: DEFAULT_COPY_CHUNK,
+            max_item: DEFAULT_MAX_ITEM,
             read_block: READ_BLOCK,
             toc: None,
             standard_conforming_strings: true,
@@ -83,6 +89,13 @@ impl<R: Read> DumpLexer<R> {
     /// out whole. The default is 1 MiB.
     pub fn with_copy_chunk_size(mut self, bytes: usize) -> Self {
         self.copy_chunk = bytes.max(1);
+        self
+    }
+
+    /// Sets the longest statement, comment or COPY row the lexer holds; a longer one fails with
+    /// [`LexErrorKind::TooLong`]. The default is 256 MiB.
+    pub fn with_max_item_size(mut self, bytes: usize) -> Self {
+        self.max_item = bytes.max(1);
         self
     }
 
@@ -162,6 +175,17 @@ impl<R: Read> DumpLexer<R> {
             return Err(LexError::new(self.scanner.line, LexErrorKind::Io(err)));
         }
         let old = self.buf.len();
+        if old >= self.max_item {
+            let line = if self.in_statement {
+                self.statement_line
+            } else {
+                self.scanner.line
+            };
+            let kind = LexErrorKind::TooLong {
+                limit: self.max_item,
+            };
+            return Err(LexError::new(line, kind));
+        }
         self.buf.resize(old + self.read_block, 0);
         let mut filled = old;
         while filled < self.buf.len() {

@@ -440,3 +440,27 @@ fn copy_and_statement_throughput() {
         eprintln!("{what}: {count} items, {rate:.0} MB/s");
     }
 }
+
+#[test]
+fn statements_and_rows_longer_than_the_limit_fail_with_their_line() {
+    let lex_limited = |input: &[u8]| -> Result<Vec<Item>, LexError> {
+        DumpLexer::new(input).with_max_item_size(64 << 10).collect()
+    };
+    let statement = format!("SELECT 1;\nSELECT '{}';\n", "x".repeat(3 << 20));
+    let err = lex_limited(statement.as_bytes()).unwrap_err();
+    assert!(
+        matches!(err.kind(), super::LexErrorKind::TooLong { .. }),
+        "{err}"
+    );
+    assert_eq!(err.line(), 2);
+
+    let row = format!(
+        "COPY t (v) FROM stdin;\nshort\n{}\n\\.\n",
+        "y".repeat(3 << 20)
+    );
+    let err = lex_limited(row.as_bytes()).unwrap_err();
+    assert!(err.to_string().contains("longer than"), "{err}");
+
+    let fits = format!("SELECT '{}';\n", "z".repeat(1000));
+    assert_eq!(lex_limited(fits.as_bytes()).unwrap().len(), 1);
+}

@@ -51,11 +51,7 @@ pub(crate) async fn run(job: Arc<Job>, context: RunContext) {
             let outcome = restore(&job, &context, &admin, &staging).await;
             if outcome.is_err() {
                 // Whatever happened, the staging database goes; the target was never touched.
-                if let Err(err) = staging::drop(&admin, &staging).await {
-                    job.warn(format!(
-                        "staging database {staging} could not be dropped: {err}"
-                    ));
-                }
+                drop_staging(&job, &context.server, &admin, &staging).await;
             }
             outcome
         }
@@ -75,6 +71,23 @@ pub(crate) async fn run(job: Arc<Job>, context: RunContext) {
     }
 }
 
+/// Drops the staging database, on a new connection when the restore's own one was lost (the
+/// dump may have ended it).
+async fn drop_staging(job: &Job, server: &Server, admin: &Client, staging: &str) {
+    if staging::drop(admin, staging).await.is_ok() {
+        return;
+    }
+    let dropped = match server.connect_admin().await {
+        Ok(fresh) => staging::drop(&fresh, staging).await,
+        Err(err) => Err(err),
+    };
+    if let Err(err) = dropped {
+        job.warn(format!(
+            "staging database {staging} could not be dropped: {err}"
+        ));
+    }
+}
+
 async fn publish_while_running(job: Arc<Job>) {
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -90,6 +103,7 @@ async fn restore(
 ) -> Result<()> {
     let target = job.request.target_database.as_str();
     let options = &job.request.options;
+    staging::claim_target(admin, target).await?;
     check_space(job, context, admin).await?;
     if !options.force && staging::database_exists(admin, target).await? {
         return Err(RestoreError::new(

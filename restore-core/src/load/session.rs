@@ -34,7 +34,15 @@ pub(crate) struct SessionSnapshot {
 #[derive(Debug, Clone)]
 pub(crate) struct ClientEncoding {
     pub(crate) server_name: String,
-    decoder: &'static Encoding,
+    decoder: Decoder,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Decoder {
+    /// ISO 8859-1, byte for code point. The WHATWG tables behind encoding_rs read the label
+    /// `iso-8859-1` as windows-1252, which differs in 0x80–0x9F.
+    Latin1,
+    Table(&'static Encoding),
 }
 
 impl Session {
@@ -57,16 +65,20 @@ impl Session {
             .replace(['-', '_'], "");
         self.encoding = match upper.as_str() {
             "UTF8" | "UNICODE" | "SQLASCII" => None,
+            "LATIN1" => Some(ClientEncoding {
+                server_name: "LATIN1".into(),
+                decoder: Decoder::Latin1,
+            }),
             other => {
                 let label = encoding_label(other).ok_or_else(|| {
                     RestoreError::failed(format!("client_encoding {name} is not supported"))
                 })?;
-                let decoder = Encoding::for_label(label.as_bytes()).ok_or_else(|| {
+                let table = Encoding::for_label(label.as_bytes()).ok_or_else(|| {
                     RestoreError::failed(format!("client_encoding {name} is not supported"))
                 })?;
                 Some(ClientEncoding {
                     server_name: other.to_owned(),
-                    decoder,
+                    decoder: Decoder::Table(table),
                 })
             }
         };
@@ -97,10 +109,18 @@ impl Session {
                     err.valid_up_to()
                 )
             }),
-            Some(encoding) => encoding
-                .decoder
+            Some(ClientEncoding {
+                decoder: Decoder::Latin1,
+                ..
+            }) => Ok(Cow::Owned(
+                sql.iter().map(|&byte| char::from(byte)).collect(),
+            )),
+            Some(ClientEncoding {
+                decoder: Decoder::Table(table),
+                server_name,
+            }) => table
                 .decode_without_bom_handling_and_without_replacement(sql)
-                .ok_or_else(|| format!("the statement is not valid {}", encoding.server_name)),
+                .ok_or_else(|| format!("the statement is not valid {server_name}")),
         }
     }
 }
@@ -108,7 +128,6 @@ impl Session {
 /// Maps PostgreSQL's encoding names (upper case, without `_` and `-`) to WHATWG labels.
 fn encoding_label(name: &str) -> Option<String> {
     let label = match name {
-        "LATIN1" => "iso-8859-1",
         "LATIN2" => "iso-8859-2",
         "LATIN3" => "iso-8859-3",
         "LATIN4" => "iso-8859-4",
@@ -172,6 +191,16 @@ mod tests {
         assert_eq!(
             session.snapshot().encoding.as_ref().unwrap().server_name,
             "LATIN1"
+        );
+    }
+
+    #[test]
+    fn latin1_is_iso_8859_1_not_windows_1252() {
+        let mut session = Session::default();
+        session.set_encoding("LATIN1").unwrap();
+        assert_eq!(
+            session.text(b"'\x80\x9f\xe9'").unwrap(),
+            "'\u{80}\u{9f}\u{e9}'"
         );
     }
 

@@ -408,3 +408,71 @@ fn restores_beyond_the_concurrency_limit_are_rate_limited() {
     support::drop_database(&first);
     support::drop_database(&second);
 }
+
+#[test]
+fn a_restore_whose_own_connection_was_killed_still_drops_its_staging() {
+    let fixture = Fixture::new();
+    let target = unique("killed");
+    let sql = format!(
+        "{GOOD}SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' \
+         AND ((classid::bigint << 32) | objid::bigint) = \
+         hashtextextended('securerestore target {target}', 0);\n"
+    );
+    fixture.write("kill.sql", sql.as_bytes());
+
+    let status = fixture.restore("kill.sql", &target, RestoreOptions::default());
+
+    assert_eq!(status.status, RestoreState::Failed, "{:?}", status.error);
+    assert!(!support::database_exists(&target));
+    assert!(staging_left(&status).is_empty());
+}
+
+#[test]
+fn restores_of_two_engines_into_one_target_do_not_collide() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("slow.sql"),
+        format!("{GOOD}SELECT pg_sleep(2);\n"),
+    )
+    .unwrap();
+    let engine = || {
+        let config =
+            restore_core::EngineConfig::new(dir.path()).database_url(support::database_url());
+        restore_core::Engine::new(config).unwrap()
+    };
+    let (first, second) = (engine(), engine());
+    let target = unique("contended");
+    let request = RestoreRequest {
+        backup_name: "slow.sql".into(),
+        target_database: target.clone(),
+        options: RestoreOptions {
+            force: true,
+            ..Default::default()
+        },
+    };
+    let running = first.create_restore(request.clone()).unwrap();
+    while first
+        .restore_status(&running.restore_id)
+        .unwrap()
+        .summary
+        .rows
+        < 2
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let other = second.create_restore(request).unwrap();
+    let other = second.wait_restore(&other.restore_id, None).unwrap();
+    let done = first.wait_restore(&running.restore_id, None).unwrap();
+
+    assert_eq!(other.status, RestoreState::Failed);
+    assert_eq!(other.error_code(), Some(ErrorCode::DatabaseExists));
+    assert_eq!(done.status, RestoreState::Completed, "{:?}", done.error);
+    assert!(staging_left(&other).is_empty());
+    let leftovers: Vec<String> = support::list_databases()
+        .into_iter()
+        .filter(|db| db.starts_with("_srst_old_"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    support::drop_database(&target);
+}
