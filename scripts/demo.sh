@@ -19,7 +19,9 @@ echo "== building"
 cargo build --release --locked -p restore-cli
 cli=$PWD/target/release/securerestore
 
+started_local=
 if [[ -z ${SECURERESTORE_DATABASE_URL:-} ]]; then
+  started_local=1
   echo "== starting the managed local PostgreSQL"
   SECURERESTORE_DATABASE_URL=$("$cli" local start)
   export SECURERESTORE_DATABASE_URL
@@ -31,6 +33,7 @@ if [[ ! -x $bindir/pg_dump ]]; then
   bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 fi
 psql=("$bindir/psql" -X -q -v ON_ERROR_STOP=1)
+export PGOPTIONS="-c client_min_messages=warning"
 with_db() { printf '%s' "${SECURERESTORE_DATABASE_URL%/*}/$1"; }
 
 if [[ -n ${BACKUP:-} ]]; then
@@ -61,3 +64,8 @@ echo "== what was restored"
 "${psql[@]}" -d "$(with_db "$target")" -c "\
   SELECT count(*) AS tables, pg_size_pretty(pg_database_size(current_database())) AS size
   FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+
+if [[ -n $started_local ]]; then
+  echo
+  echo "The managed PostgreSQL keeps running for more restores; \`$cli local stop\` stops it."
+fi

@@ -286,10 +286,8 @@ fn print_summary(status: &RestoreStatus) {
         mib(summary.decoded_bytes) / status.duration_seconds.max(1e-3)
     );
     if let Some(checksum) = &summary.checksum {
-        println!(
-            "  {checksum} (verification: {:?})",
-            status.verification_status
-        );
+        let verification = status.verification_status.as_str();
+        println!("  {checksum} (verification: {verification})");
     }
     for warning in &status.warnings {
         println!("  warning: {warning}");

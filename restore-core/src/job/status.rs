@@ -192,6 +192,18 @@ pub enum VerificationStatus {
     Skipped,
 }
 
+impl VerificationStatus {
+    /// The status as it appears in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerificationStatus::Pending => "pending",
+            VerificationStatus::Verified => "verified",
+            VerificationStatus::Failed => "failed",
+            VerificationStatus::Skipped => "skipped",
+        }
+    }
+}
+
 /// A statement or COPY block that failed in a restore run with `on_error: continue`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatementError {
