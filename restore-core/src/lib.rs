@@ -14,9 +14,8 @@
 //! use restore_core::{Engine, EngineConfig, ListOptions, RestoreOptions, RestoreRequest};
 //!
 //! # fn main() -> restore_core::Result<()> {
-//! let engine = Engine::new(
-//!     EngineConfig::new("/var/backups/pg").database_url("postgresql://postgres@localhost/postgres"),
-//! )?;
+//! let url = "postgresql://postgres@localhost/postgres";
+//! let engine = Engine::new(EngineConfig::new("/var/backups/pg").database_url(url))?;
 //! for backup in engine.list_backups(&ListOptions::default())?.backups {
 //!     println!("{} {} bytes {:?}", backup.name, backup.size, backup.checksum);
 //! }
@@ -26,7 +25,8 @@
 //!     options: RestoreOptions { verify: true, parallel_workers: 4, ..Default::default() },
 //! })?;
 //! let done = engine.wait_restore(&started.restore_id, None)?;
-//! println!("{}: {} rows in {:.1} s", done.status.as_str(), done.summary.rows, done.duration_seconds);
+//! let (state, rows) = (done.status.as_str(), done.summary.rows);
+//! println!("{state}: {rows} rows in {:.1} s", done.duration_seconds);
 //! # Ok(())
 //! # }
 //! ```

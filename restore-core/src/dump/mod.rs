@@ -1,11 +1,11 @@
 //! Splitting a plain-format dump into the items the loader runs.
 //!
-//! pg_dump's plain output is a psql script: SQL statements, `COPY … FROM stdin;` blocks whose rows
-//! follow in-line up to a line holding only `\.`, a few psql meta-commands, and `--` comments of
-//! which the `-- Name: …; Type: …; Schema: …; Owner: …` table-of-contents headers tell which
-//! object the next statements belong to. The lexer reads decoded bytes and yields [`Item`]s in
-//! file order; it knows SQL only as far as it must to find where a statement ends and never
-//! executes, interprets or rejects anything: that is the planner's job.
+//! pg_dump's plain output is a psql script: SQL statements, `COPY ... FROM stdin;` blocks whose
+//! rows follow in-line up to a line holding only `\.`, a few psql meta-commands, and `--`
+//! comments of which the `-- Name: ...; Type: ...; Schema: ...; Owner: ...` table-of-contents
+//! headers tell which object the next statements belong to. The lexer reads decoded bytes and
+//! yields [`Item`]s in file order; it knows SQL only as far as it must to find where a statement
+//! ends and never executes, interprets or rejects anything: that is the planner's job.
 
 mod classify;
 mod copy;

@@ -199,7 +199,8 @@ fn classify_setting(words: &[Word], options: PlanOptions) -> Option<Action> {
     let call = if kw(1, "pg_catalog") { 3 } else { 1 };
     if kw(0, "select") && kw(call, "set_config") {
         let args: Vec<&Word> = words[call + 1..].iter().collect();
-        if let [Word::Symbol('('), Word::Literal(name), Word::Symbol(','), value, Word::Symbol(','), local, ..] =
+        use Word::Symbol;
+        if let [Symbol('('), Word::Literal(name), Symbol(','), value, Symbol(','), local, ..] =
             args.as_slice()
         {
             if local.is("false") {

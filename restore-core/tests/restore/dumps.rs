@@ -181,7 +181,8 @@ fn a_latin1_dump_is_read_in_its_encoding() {
 #[test]
 fn a_setting_the_server_does_not_know_is_skipped_with_a_warning() {
     let (target, status) = restore_sql(
-        b"SET transaction_timeout = 0;\nSET nonexistent_setting_xyz = 1;\nCREATE TABLE t (x int);\n",
+        b"SET transaction_timeout = 0;\nSET nonexistent_setting_xyz = 1;\n\
+          CREATE TABLE t (x int);\n",
         RestoreOptions::default(),
     );
     assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
@@ -381,7 +382,8 @@ fn database_statements_land_on_the_restored_database_only() {
     );
     let target = completed(hidden.as_bytes());
     let setting = "SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting s \
-                   JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = current_database()";
+                   JOIN pg_database d ON d.oid = s.setdatabase \
+                   WHERE d.datname = current_database()";
     assert_eq!(query(&target, setting), "work_mem=7MB");
     assert_eq!(
         query(&victim, setting),

@@ -20,7 +20,8 @@ fn fixture(name: &str) -> Option<Vec<u8>> {
 }
 
 /// Row counts and content per table, leaving out the columns Pagila fills with `now()` when a
-/// row is loaded (its data dump sets `modified` for most tables, not for `payment`), which differ between any two restores.
+/// row is loaded (its data dump sets `modified` for most tables, not for `payment`), which
+/// differ between any two restores.
 fn fingerprint(db: &str) -> Vec<(String, i64, String)> {
     let tables = query(
         db,
