@@ -445,16 +445,7 @@ pub struct RestoreEvents {
 impl RestoreEvents {
     /// The next update, or `None` after the final one.
     pub async fn next(&mut self) -> Option<RestoreUpdate> {
-        if self.ended {
-            return None;
-        }
-        if !self.first {
-            self.receiver.changed().await.ok()?;
-        }
-        self.first = false;
-        let status = self.receiver.borrow_and_update().clone();
-        self.ended = status.status.is_final();
-        Some(status.update())
+        self.next_status().await.map(|status| status.update())
     }
 
     /// The next full status, or `None` after the final one.
