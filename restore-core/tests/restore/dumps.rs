@@ -412,3 +412,16 @@ fn database_statements_land_on_the_restored_database_only() {
     support::drop_database(&target);
     support::drop_database(&victim);
 }
+
+#[test]
+fn a_block_the_server_stores_fewer_rows_of_fails_the_restore() {
+    // PostgreSQL 15 reads `x\.` as data followed by its end-of-copy marker and silently drops
+    // the rows after it; psql reports success. The row count the server returns must equal the
+    // rows in the dump.
+    let message = refused(b"CREATE TABLE t (a text);\nCOPY t (a) FROM stdin;\n1\nx\\.\n2\n\\.\n");
+    assert!(
+        message.contains("stored 2 rows but the dump holds 3"),
+        "{message}"
+    );
+    assert!(message.contains("line 2"), "{message}");
+}
