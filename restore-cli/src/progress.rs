@@ -27,7 +27,9 @@ pub(crate) fn follow(
                 let operation = status.current_operation.map(|op| op.as_str()).unwrap_or("");
                 match &bar {
                     Some(bar) => {
-                        bar.set_position(status.bytes_read);
+                        // Reading runs ahead of loading; the bar follows what reached the server.
+                        let done = status.size_bytes * u64::from(status.progress) / 100;
+                        bar.set_position(done);
                         bar.set_message(operation.to_owned());
                     }
                     None => {
