@@ -184,19 +184,64 @@ impl<R: Read> HashingReader<R> {
     }
 }
 
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl<R> HashingReader<R> {
+    /// Wraps `inner` to count bytes and honour cancellation without hashing them: for reads
+    /// whose digest nobody asks for (the slot stays empty).
+    pub(crate) fn without_digest(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: None,
+            bytes_read: Arc::default(),
+            cancel: Arc::default(),
+            slot: ChecksumSlot::default(),
+        }
+    }
+
+    /// The wrapped source.
+    pub(crate) fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
+    /// The wrapped source, to reposition it after bytes were taken from it by other means.
+    pub(crate) fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    /// Accounts for `bytes`, the next bytes of the source read by other means (at positions, by
+    /// other threads): hashes and counts them, or fails if the read was cancelled.
+    pub(crate) fn account(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.check_cancel()?;
+        if let Some(hasher) = self.hasher.as_mut() {
+            hasher.update(bytes);
+        }
+        self.bytes_read
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Records that the source was accounted for to its end.
+    pub(crate) fn account_end(&mut self) {
+        if let Some(hasher) = self.hasher.take() {
+            let _ = self.slot.0.set(hasher.finish());
+        }
+    }
+
+    fn check_cancel(&self) -> io::Result<()> {
         if self.cancel.load(Ordering::Relaxed) {
             return Err(io::Error::other(
                 RestoreError::failed("cancelled").with_detail("cancelled", true),
             ));
         }
+        Ok(())
+    }
+}
 
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.check_cancel()?;
         let n = self.inner.read(buf)?;
         if n == 0 && !buf.is_empty() {
-            if let Some(hasher) = self.hasher.take() {
-                let _ = self.slot.0.set(hasher.finish());
-            }
+            self.account_end();
             return Ok(0);
         }
 

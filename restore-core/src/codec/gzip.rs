@@ -5,12 +5,13 @@
 //! starts cannot be found without decoding, only guessed from header bytes; the guesses let the
 //! splitter decode members in parallel, and it corrects the false ones.
 
+use std::fs::File;
 use std::io::{self, BufRead, Write};
 
 use flate2::write::DeflateEncoder;
 use flate2::{Compression, Crc, Decompress, FlushDecompress, Status};
 
-use super::split::{Codec, Counted, DecodeError, Sink};
+use super::split::{read_at_most, Codec, Counted, DecodeError, Output};
 use crate::error::RestoreError;
 
 const FHCRC: u8 = 0x02;
@@ -29,14 +30,12 @@ const PACKED_HEADER: usize = FIXED_HEADER + 2 + 4 + 4;
 /// Decodes gzip members.
 pub(crate) struct Gzip {
     inflate: Decompress,
-    scratch: Vec<u8>,
 }
 
 impl Default for Gzip {
     fn default() -> Self {
         Gzip {
             inflate: Decompress::new(false),
-            scratch: vec![0; 256 << 10],
         }
     }
 }
@@ -175,7 +174,7 @@ impl Codec for Gzip {
     fn decode_member<R: BufRead>(
         &mut self,
         input: &mut Counted<R>,
-        sink: &mut Sink<'_>,
+        output: &mut dyn Output,
     ) -> Result<(), DecodeError> {
         let start = input.offset();
         self.read_header(input, start)?;
@@ -187,10 +186,11 @@ impl Codec for Gzip {
             if buf.is_empty() {
                 return Err(truncated(start, "trailer"));
             }
-            let (in_before, out_before) = (self.inflate.total_in(), self.inflate.total_out());
+            let out = output.room()?;
+            let (in_before, out_before) = (self.inflate.total_in(), out.len());
             let status = self
                 .inflate
-                .decompress(buf, &mut self.scratch, FlushDecompress::None)
+                .decompress_vec(buf, out, FlushDecompress::None)
                 .map_err(|err| {
                     invalid(
                         start,
@@ -201,10 +201,9 @@ impl Codec for Gzip {
                     )
                 })?;
             let used = (self.inflate.total_in() - in_before) as usize;
-            let made = (self.inflate.total_out() - out_before) as usize;
+            let made = out.len() - out_before;
+            crc.update(&out[out_before..]);
             input.consume(used);
-            crc.update(&self.scratch[..made]);
-            sink(&self.scratch[..made])?;
 
             if status == Status::StreamEnd {
                 break;
@@ -267,6 +266,14 @@ impl Codec for Gzip {
 
     fn resume_after_merge(front_len: usize) -> Option<usize> {
         Some(front_len + 1)
+    }
+
+    fn stored_len_at(file: &File, offset: u64, limit: u64) -> io::Result<Option<u64>> {
+        let mut head = [0u8; PACKED_HEADER];
+        let got = read_at_most(file, &mut head, offset)?;
+        Ok(recorded_length(&head[..got])
+            .map(|len| len as u64)
+            .filter(|&len| len <= limit))
     }
 }
 

@@ -14,14 +14,15 @@ mod zstd;
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read, Seek};
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 
+use crate::checksum::HashingReader;
 use crate::error::{RestoreError, Result};
 pub use pack::pack;
-use split::{Limits, Message, Splitter};
+use split::{Buffers, Limits, Message, Source, Splitter, StoredFile};
 
 /// How many decoded chunks may wait for the consumer. With the segments in flight on the pool
 /// this bounds the memory a stream holds.
@@ -147,6 +148,7 @@ pub struct DecodedStream {
     current: Vec<u8>,
     pos: usize,
     state: StreamState,
+    buffers: Buffers,
 }
 
 enum StreamState {
@@ -166,18 +168,13 @@ impl DecodedStream {
     }
 }
 
-impl Read for DecodedStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if self.pos < self.current.len() {
-                let n = buf.len().min(self.current.len() - self.pos);
-                buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
-                self.pos += n;
-                return Ok(n);
-            }
+impl DecodedStream {
+    /// Makes sure unread bytes are at hand unless the stream ended or failed.
+    fn refill(&mut self) -> io::Result<()> {
+        while self.pos == self.current.len() {
             match &self.state {
                 StreamState::Open => {}
-                StreamState::Ended => return Ok(0),
+                StreamState::Ended => return Ok(()),
                 StreamState::Failed(kind, message, inner) => {
                     return Err(match inner {
                         Some(err) => io::Error::new(*kind, err.clone()),
@@ -185,13 +182,10 @@ impl Read for DecodedStream {
                     })
                 }
             }
-            if buf.is_empty() {
-                return Ok(0);
-            }
-
             match self.messages.recv() {
                 Ok(Message::Data(bytes)) => {
-                    self.current = bytes;
+                    let done = std::mem::replace(&mut self.current, bytes);
+                    self.buffers.give(done);
                     self.pos = 0;
                 }
                 Ok(Message::End) => self.state = StreamState::Ended,
@@ -204,6 +198,32 @@ impl Read for DecodedStream {
                 }
             }
         }
+        Ok(())
+    }
+}
+
+impl Read for DecodedStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let available = self.fill_buf()?;
+        let n = buf.len().min(available.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+/// The decoded bytes as the decoder made them, without a copy into the reader's buffer.
+impl BufRead for DecodedStream {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.refill()?;
+        Ok(&self.current[self.pos..])
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.pos = (self.pos + amount).min(self.current.len());
     }
 }
 
@@ -219,22 +239,65 @@ pub fn decoded_reader(
     format: Format,
     pool: Arc<rayon::ThreadPool>,
 ) -> Result<DecodedStream> {
-    decoded_reader_with(source, format, pool, Limits::default())
+    spawn_decoder(Source::Stream(source), format, pool, Limits::default())
 }
 
-fn decoded_reader_with(
-    source: Box<dyn Read + Send>,
+/// Decodes the backup file behind `file` from its first byte, stored in `format`, on a reader
+/// thread of its own and on `pool`; every stored byte passes through `file`'s accounting (digest,
+/// count, cancellation) in order, the digest reaching its slot once the whole file was read.
+///
+/// Unlike a stream, a file whose zstd frames or packed gzip members can be told apart from their
+/// headers is read by the decoding threads themselves, each its own segment, which keeps the
+/// reader thread from holding the others back. Other files are decoded as by
+/// [`decoded_reader`].
+pub fn decoded_file(
+    file: HashingReader<File>,
+    format: Format,
+    pool: Arc<rayon::ThreadPool>,
+) -> Result<DecodedStream> {
+    decoded_file_with(file, format, pool, Limits::default())
+}
+
+fn decoded_file_with(
+    mut file: HashingReader<File>,
+    format: Format,
+    pool: Arc<rayon::ThreadPool>,
+    limits: Limits,
+) -> Result<DecodedStream> {
+    let describe =
+        |err: io::Error| RestoreError::failed(format!("cannot read the backup file: {err}"));
+    file.get_mut().rewind().map_err(describe)?;
+    let source = match format {
+        Format::Plain => Source::Stream(Box::new(file)),
+        Format::Gzip | Format::Zstd => Source::File(StoredFile::new(file).map_err(describe)?),
+    };
+    spawn_decoder(source, format, pool, limits)
+}
+
+fn spawn_decoder(
+    source: Source,
     format: Format,
     pool: Arc<rayon::ThreadPool>,
     limits: Limits,
 ) -> Result<DecodedStream> {
     let (sender, messages) = sync_channel(CHANNEL_CAPACITY);
+    let buffers = Buffers::default();
+    let shared = buffers.clone();
     let spawned = std::thread::Builder::new()
         .name(format!("decode-{format}"))
-        .spawn(move || match format {
-            Format::Plain => split::pass_through(source, sender),
-            Format::Gzip => Splitter::<gzip::Gzip>::new(source, pool, sender, limits).run(),
-            Format::Zstd => Splitter::<zstd::Zstd>::new(source, pool, sender, limits).run(),
+        .spawn(move || match (format, source) {
+            (Format::Plain, Source::Stream(stream)) => {
+                split::pass_through(stream, sender, shared);
+            }
+            (Format::Plain, Source::File(file)) => {
+                split::pass_through(Box::new(file.into_reader()), sender, shared);
+            }
+            (Format::Gzip, source) => {
+                Splitter::<gzip::Gzip>::new(source, pool, sender, shared, limits).run();
+            }
+            (Format::Zstd, source) => {
+                Splitter::<zstd::Zstd>::new(source, pool, sender, shared, limits).run();
+            }
         });
     spawned.map_err(|err| {
         RestoreError::failed(format!("cannot start the {format} decoder thread: {err}"))
@@ -245,10 +308,11 @@ fn decoded_reader_with(
         current: Vec::new(),
         pos: 0,
         state: StreamState::Open,
+        buffers,
     })
 }
 
-/// Opens the backup at `path`, recognises its format and decodes it (see [`decoded_reader`]).
+/// Opens the backup at `path`, recognises its format and decodes it (see [`decoded_file`]).
 pub fn decode_file(path: &Path, pool: Arc<rayon::ThreadPool>) -> Result<DecodedStream> {
     let describe = |err: io::Error| {
         RestoreError::failed(format!("cannot read {}: {err}", path.display()))
@@ -258,7 +322,7 @@ pub fn decode_file(path: &Path, pool: Arc<rayon::ThreadPool>) -> Result<DecodedS
     let head = read_head(&mut file).map_err(describe)?;
     let format = sniff(&head).map_err(|err| err.context(path.display()))?;
 
-    decoded_reader(Box::new(io::Cursor::new(head).chain(file)), format, pool)
+    decoded_file(HashingReader::without_digest(file), format, pool)
 }
 
 /// Reads up to [`SNIFF_LEN`] bytes, fewer only at the end of the input.
@@ -286,6 +350,7 @@ mod tests {
     use flate2::write::GzEncoder;
     use flate2::Compression;
 
+    use super::split::Codec;
     use super::*;
     use crate::error::ErrorCode;
 
@@ -350,6 +415,8 @@ mod tests {
         frame
     }
 
+    /// Decodes `stored` as a stream and as a file, checks that both ways agree (the same bytes
+    /// or the same error), and returns the result.
     fn decode_with(
         stored: &[u8],
         format: Format,
@@ -357,10 +424,28 @@ mod tests {
         limits: Limits,
     ) -> io::Result<Vec<u8>> {
         let source = Box::new(io::Cursor::new(stored.to_vec()));
-        let mut stream = decoded_reader_with(source, format, pool(threads), limits).unwrap();
+        let mut stream =
+            spawn_decoder(Source::Stream(source), format, pool(threads), limits).unwrap();
         let mut out = Vec::new();
-        stream.read_to_end(&mut out)?;
-        Ok(out)
+        let streamed = stream.read_to_end(&mut out).map(|_| out);
+
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(stored).unwrap();
+        let hashing = HashingReader::without_digest(file);
+        let mut placed = decoded_file_with(hashing, format, pool(threads), limits).unwrap();
+        let mut out = Vec::new();
+        let from_file = placed.read_to_end(&mut out).map(|_| out);
+
+        match (&streamed, &from_file) {
+            (Ok(a), Ok(b)) => assert!(a == b, "stream and file decode to different bytes"),
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+            (a, b) => panic!(
+                "stream and file decoding disagree: {:?} / {:?}",
+                a.as_ref().map(Vec::len),
+                b.as_ref().map(Vec::len)
+            ),
+        }
+        streamed
     }
 
     fn restore_error(err: &io::Error) -> RestoreError {
@@ -801,6 +886,138 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Packed gzip members, then ordinary ones (the file phase hands over to the stream
+    /// splitter at the first), and their decoded bytes.
+    fn packed_then_ordinary() -> (Vec<u8>, Vec<u8>) {
+        let mut plain = Vec::new();
+        let mut stored = Vec::new();
+        for i in 0..30 {
+            let data = sample(20_000 + i * 500, 200 + i as u64, i % 4 != 0);
+            stored.extend(gzip::packed_member(&data, 6).unwrap());
+            plain.extend(data);
+        }
+        let (rest_plain, rest_stored, _) = members(20, 17);
+        stored.extend(rest_stored);
+        plain.extend(rest_plain);
+        (plain, stored)
+    }
+
+    fn zstd_frames(count: usize, seed: u64) -> (Vec<u8>, Vec<u8>) {
+        let mut plain = Vec::new();
+        let mut stored = Vec::new();
+        for i in 0..count {
+            let data = sample(
+                [0, 10, 3000, 70_000, 300_000][i % 5],
+                seed + i as u64,
+                i % 3 != 1,
+            );
+            stored.extend(zstd_frame(&data, i % 2 == 0));
+            if i % 7 == 3 {
+                stored.extend(skippable_frame(&[1; 40]));
+            }
+            plain.extend(data);
+        }
+        (plain, stored)
+    }
+
+    #[test]
+    fn a_file_is_hashed_counted_and_decoded_whole_whichever_phase_reads_it() {
+        let packed: Vec<u8> = (0..40)
+            .flat_map(|i| gzip::packed_member(&sample(30_000, 300 + i, true), 6).unwrap())
+            .collect();
+        let (frames_plain, frames) = zstd_frames(40, 400);
+        let (mixed_plain, mixed) = packed_then_ordinary();
+        let packed_plain: Vec<u8> = (0..40)
+            .flat_map(|i| sample(30_000, 300 + i, true))
+            .collect();
+        let cases = [
+            (Format::Gzip, packed, packed_plain),
+            (Format::Zstd, frames, frames_plain),
+            (Format::Gzip, mixed, mixed_plain),
+        ];
+        for (format, stored, plain) in cases {
+            for limits in [tight(), Limits::default()] {
+                let mut file = tempfile::tempfile().unwrap();
+                file.write_all(&stored).unwrap();
+                let counted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+                let hashing =
+                    crate::checksum::HashingReader::new(file, counted.clone(), Arc::default());
+                let slot = hashing.checksum_slot();
+                let mut decoded = decoded_file_with(hashing, format, pool(2), limits).unwrap();
+                let mut out = Vec::new();
+                decoded.read_to_end(&mut out).unwrap();
+
+                let mut expected = crate::checksum::Sha256Hasher::new();
+                expected.update(&stored);
+                assert!(out == plain, "{format} {limits:?}");
+                assert_eq!(slot.get(), Some(expected.finish()), "{format} {limits:?}");
+                assert_eq!(
+                    counted.load(std::sync::atomic::Ordering::Relaxed),
+                    stored.len() as u64
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_cancelled_file_read_stops_the_decoder() {
+        let (_, stored) = zstd_frames(30, 500);
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&stored).unwrap();
+        let cancel = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let hashing = crate::checksum::HashingReader::new(file, Arc::default(), cancel);
+        let mut decoded = decoded_file_with(hashing, Format::Zstd, pool(2), tight()).unwrap();
+        let err = decoded.read_to_end(&mut Vec::new()).unwrap_err();
+        assert!(crate::checksum::is_cancelled(&err), "{err}");
+    }
+
+    #[test]
+    fn frame_lengths_walked_from_headers_match_zstd() {
+        let (_, stored) = zstd_frames(60, 600);
+        let mut single = ::zstd::bulk::Compressor::new(5).unwrap();
+        single.include_checksum(false).unwrap();
+        let mut stored = stored;
+        stored.extend(single.compress(b"a small single-segment frame").unwrap());
+
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&stored).unwrap();
+        let mut offset = 0usize;
+        let mut frames = 0;
+        while offset < stored.len() {
+            let walked = zstd::Zstd::stored_len_at(&file, offset as u64, u64::MAX)
+                .unwrap()
+                .unwrap();
+            let magic = u32::from_le_bytes(stored[offset..offset + 4].try_into().unwrap());
+            if magic & 0xFFFF_FFF0 != 0x184D_2A50 {
+                let known = ::zstd::zstd_safe::find_frame_compressed_size(&stored[offset..]);
+                assert_eq!(walked, known.unwrap() as u64, "frame at {offset}");
+                frames += 1;
+            }
+            offset += walked as usize;
+        }
+        assert_eq!(offset, stored.len());
+        assert_eq!(frames, 61);
+
+        let cut = &stored[..stored.len() - 3];
+        let mut short = tempfile::tempfile().unwrap();
+        short.write_all(cut).unwrap();
+        let last = stored.len()
+            - single
+                .compress(b"a small single-segment frame")
+                .unwrap()
+                .len();
+        let walked = zstd::Zstd::stored_len_at(&short, last as u64, u64::MAX).unwrap();
+        assert!(
+            walked.is_none_or(|len| last + len as usize > cut.len()),
+            "a frame cut short is not taken for whole"
+        );
+        assert_eq!(
+            zstd::Zstd::stored_len_at(&file, 0, 5).unwrap(),
+            None,
+            "a frame longer than the limit has none either"
+        );
     }
 
     #[test]

@@ -19,15 +19,19 @@
 //! file itself, streaming. A single-member gzip file is thus decoded on the reader thread alone;
 //! it still overlaps the consumer, which is all the parallelism such a file allows.
 
+mod positional;
+
 use std::collections::VecDeque;
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::error::RestoreError;
+pub(crate) use positional::{read_at_most, HeaderReader, StoredFile};
 
 /// Bytes read from the source at a time.
 pub(crate) const BLOCK: usize = 1 << 20;
@@ -87,17 +91,151 @@ pub(crate) enum DecodeError {
     ConsumerGone,
 }
 
-/// Receives decoded bytes as a member is decoded.
-pub(crate) type Sink<'a> = dyn FnMut(&[u8]) -> Result<(), DecodeError> + 'a;
+/// Spare capacity a codec can count on in the buffer it decodes into.
+pub(crate) const STEP: usize = 64 << 10;
+
+/// Where a codec appends what it decodes: straight into the buffer that reaches the consumer,
+/// so decoded bytes are written once and never copied on the decoding side.
+pub(crate) trait Output {
+    /// The buffer to append to, with at least [`STEP`] bytes of spare capacity. Fails when the
+    /// output is full ([`DecodeError::TooLarge`]) or its consumer went away.
+    fn room(&mut self) -> Result<&mut Vec<u8>, DecodeError>;
+
+    /// Told that the next `size` bytes decoded come as one piece, makes room for all of them
+    /// at once when that is within its limits; otherwise leaves the room as it is. `size` comes
+    /// from the input and is a hint, never trusted for more.
+    fn expect(&mut self, size: usize) -> Result<(), DecodeError>;
+}
+
+/// Decoded-byte buffers the consumer has finished with, kept for the decoders to fill again.
+///
+/// Buffers of megabytes freshly allocated cost a page fault for every 4 KiB written; at a
+/// gigabyte a second that was a quarter of the decoding threads' time. The buffers in use are
+/// bounded by the segments in flight and the channel, so keeping the idle ones adds no memory
+/// beyond what a stream already holds at its busiest.
+#[derive(Clone, Default)]
+pub(crate) struct Buffers(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl Buffers {
+    /// Idle buffers kept at most.
+    const KEPT: usize = 8;
+    /// Buffers larger than this (a segment that grew past the usual size) are let go.
+    const LARGEST: usize = 16 << 20;
+
+    /// An empty buffer with room for at least `capacity` bytes.
+    pub(crate) fn take(&self, capacity: usize) -> Vec<u8> {
+        let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let mut buffer = kept.unwrap_or_default();
+        buffer.reserve(capacity);
+        buffer
+    }
+
+    /// Hands `buffer` back for reuse.
+    pub(crate) fn give(&self, mut buffer: Vec<u8>) {
+        if buffer.capacity() == 0 || buffer.capacity() > Self::LARGEST {
+            return;
+        }
+        buffer.clear();
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.len() < Self::KEPT {
+            kept.push(buffer);
+        }
+    }
+}
+
+/// Codec states (inflate or zstd contexts and their windows) kept between segments: building
+/// one per segment allocated and faulted in hundreds of KiB each time.
+struct Codecs<C>(Mutex<Vec<C>>);
+
+impl<C: Codec> Codecs<C> {
+    fn take(&self) -> C {
+        let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        kept.unwrap_or_default()
+    }
+
+    fn give(&self, codec: C) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(codec);
+    }
+}
+
+/// The output of a segment decoded on the pool: one buffer, refused past `cap` bytes.
+struct SegmentOutput {
+    out: Vec<u8>,
+    cap: usize,
+}
+
+impl Output for SegmentOutput {
+    fn room(&mut self) -> Result<&mut Vec<u8>, DecodeError> {
+        if self.out.len() > self.cap {
+            return Err(DecodeError::TooLarge);
+        }
+        let (len, capacity) = (self.out.len(), self.out.capacity());
+        if capacity - len < STEP {
+            let wanted = (capacity * 2).clamp(len + STEP, self.cap + STEP);
+            self.out.reserve_exact(wanted - len);
+        }
+        Ok(&mut self.out)
+    }
+
+    fn expect(&mut self, size: usize) -> Result<(), DecodeError> {
+        let len = self.out.len();
+        if len.saturating_add(size) <= self.cap {
+            self.out.reserve(size.max(STEP));
+        }
+        Ok(())
+    }
+}
+
+/// The output of the streaming decoder: chunks of about [`CHUNK`] bytes sent as they fill.
+struct StreamOutput<'a> {
+    chunk: Vec<u8>,
+    out: &'a SyncSender<Message>,
+    buffers: &'a Buffers,
+}
+
+impl StreamOutput<'_> {
+    fn send(&mut self) -> Result<(), DecodeError> {
+        let full = std::mem::replace(&mut self.chunk, self.buffers.take(CHUNK + STEP));
+        self.out
+            .send(Message::Data(full))
+            .map_err(|_| DecodeError::ConsumerGone)
+    }
+}
+
+impl Output for StreamOutput<'_> {
+    fn room(&mut self) -> Result<&mut Vec<u8>, DecodeError> {
+        if self.chunk.len() >= CHUNK {
+            self.send()?;
+        }
+        if self.chunk.capacity() - self.chunk.len() < STEP {
+            self.chunk.reserve(STEP);
+        }
+        Ok(&mut self.chunk)
+    }
+
+    fn expect(&mut self, size: usize) -> Result<(), DecodeError> {
+        if size > 2 * CHUNK {
+            return Ok(());
+        }
+        if !self.chunk.is_empty() && self.chunk.len() + size > self.chunk.capacity() {
+            self.send()?;
+        }
+        self.chunk.reserve(size.max(STEP));
+        Ok(())
+    }
+}
 
 /// A compression format's knowledge of its members: where they may start, and how to decode one.
 pub(crate) trait Codec: Default + Send + 'static {
-    /// Decodes one member or frame starting at the input's position, feeding `sink`. Bytes at
+    /// Decodes one member or frame starting at the input's position into `output`. Bytes at
     /// that position that start no member are [`DecodeError::Invalid`].
     fn decode_member<R: BufRead>(
         &mut self,
         input: &mut Counted<R>,
-        sink: &mut Sink<'_>,
+        output: &mut dyn Output,
     ) -> Result<(), DecodeError>;
 
     /// Finds a place at or after `min_len` in `tail` (which starts at a member start) where a
@@ -107,6 +245,19 @@ pub(crate) trait Codec: Default + Send + 'static {
     /// Where scanning resumes after a segment of `front_len` bytes whose cut proved false is
     /// put back before the tail, or `None` when cuts are exact and a false one is an error.
     fn resume_after_merge(front_len: usize) -> Option<usize>;
+
+    /// The stored length of the member or frame at `offset` of `file`, told from headers alone,
+    /// or `None` when they do not tell it (or it would exceed `limit`): the stream splitter,
+    /// which reads everything, then takes over from there.
+    fn stored_len_at(file: &File, offset: u64, limit: u64) -> io::Result<Option<u64>>;
+}
+
+/// Where a splitter's stored bytes come from.
+pub(crate) enum Source {
+    /// A stream, read in order by the splitter's thread.
+    Stream(Box<dyn Read + Send>),
+    /// A file, read at positions by the decoding threads while its headers allow.
+    File(StoredFile),
 }
 
 /// A buffered reader that knows the offset in the stored file of its next unconsumed byte.
@@ -195,10 +346,10 @@ pub(crate) fn read_error(err: io::Error, offset: u64) -> RestoreError {
 pub(crate) fn decode_members<C: Codec, R: BufRead>(
     codec: &mut C,
     input: &mut Counted<R>,
-    sink: &mut Sink<'_>,
+    output: &mut dyn Output,
 ) -> Result<(), DecodeError> {
     while !input.fill()?.is_empty() {
-        codec.decode_member(input, sink)?;
+        codec.decode_member(input, output)?;
     }
     Ok(())
 }
@@ -211,19 +362,30 @@ enum SegmentOutcome {
     TooLarge,
 }
 
-fn decode_segment<C: Codec>(data: &[u8], start: u64, output_cap: usize) -> SegmentOutcome {
-    let mut out = Vec::with_capacity(data.len().saturating_mul(4).min(output_cap));
-    let mut sink = |bytes: &[u8]| {
-        if out.len() + bytes.len() > output_cap {
-            return Err(DecodeError::TooLarge);
-        }
-        out.extend_from_slice(bytes);
-        Ok(())
+fn decode_segment<C: Codec>(
+    data: &[u8],
+    start: u64,
+    output_cap: usize,
+    buffers: &Buffers,
+    codecs: &Codecs<C>,
+) -> SegmentOutcome {
+    let mut output = SegmentOutput {
+        out: buffers.take(data.len().saturating_mul(4).min(output_cap)),
+        cap: output_cap,
     };
-    let result = decode_members(&mut C::default(), &mut Counted::new(data, start), &mut sink);
+    let mut codec = codecs.take();
+    let result = decode_members(&mut codec, &mut Counted::new(data, start), &mut output);
+    codecs.give(codec);
 
+    let result = match result {
+        Ok(()) if output.out.len() > output_cap => Err(DecodeError::TooLarge),
+        other => other,
+    };
+    if result.is_err() {
+        buffers.give(std::mem::take(&mut output.out));
+    }
     match result {
-        Ok(()) => SegmentOutcome::Done(out),
+        Ok(()) => SegmentOutcome::Done(output.out),
         Err(DecodeError::Truncated(err)) => SegmentOutcome::Truncated(err),
         Err(DecodeError::Invalid(err)) => SegmentOutcome::Failed(err),
         Err(DecodeError::TooLarge) => SegmentOutcome::TooLarge,
@@ -261,6 +423,7 @@ enum Settled {
 /// The reader thread's state while decoding one stream.
 pub(crate) struct Splitter<C> {
     source: Box<dyn Read + Send>,
+    file: Option<StoredFile>,
     pool: Arc<rayon::ThreadPool>,
     out: SyncSender<Message>,
     inflight: VecDeque<Job>,
@@ -270,22 +433,29 @@ pub(crate) struct Splitter<C> {
     tail_start: u64,
     resume: usize,
     eof: bool,
-    codec: std::marker::PhantomData<C>,
+    buffers: Buffers,
+    codecs: Arc<Codecs<C>>,
 }
 
 impl<C: Codec> Splitter<C> {
     /// A splitter reading `source` from its first byte.
     pub(crate) fn new(
-        source: Box<dyn Read + Send>,
+        source: Source,
         pool: Arc<rayon::ThreadPool>,
         out: SyncSender<Message>,
+        buffers: Buffers,
         limits: Limits,
     ) -> Self {
         // One segment per pool thread plus one decoded ahead keeps every thread busy; more only
         // adds memory.
-        let max_inflight = (pool.current_num_threads() + 1).clamp(2, 4);
+        let max_inflight = (pool.current_num_threads() + 2).clamp(3, 6);
+        let (source, file) = match source {
+            Source::Stream(stream) => (stream, None),
+            Source::File(file) => (Box::new(io::empty()) as Box<dyn Read + Send>, Some(file)),
+        };
         Splitter {
             source,
+            file,
             pool,
             out,
             inflight: VecDeque::new(),
@@ -295,17 +465,22 @@ impl<C: Codec> Splitter<C> {
             tail_start: 0,
             resume: 0,
             eof: false,
-            codec: std::marker::PhantomData,
+            buffers,
+            codecs: Arc::new(Codecs(Mutex::new(Vec::new()))),
         }
     }
 
     /// Decodes the whole stream, sending its bytes and then its end or failure.
     pub(crate) fn run(mut self) {
-        let outcome = match self.run_parallel() {
-            Ok(Phase::Finished) => Ok(()),
-            Ok(Phase::Streaming) => self.run_streaming(),
-            Err(stop) => Err(stop),
-        };
+        let outcome = self.run_file().and_then(|finished| {
+            if finished {
+                return Ok(());
+            }
+            match self.run_parallel()? {
+                Phase::Finished => Ok(()),
+                Phase::Streaming => self.run_streaming(),
+            }
+        });
 
         let last = match outcome {
             Ok(()) => Message::End,
@@ -313,6 +488,20 @@ impl<C: Codec> Splitter<C> {
             Err(Stop::ConsumerGone) => return,
         };
         let _ = self.out.send(last);
+    }
+
+    /// Runs the positional phase on a file source; `Ok(true)` when it decoded the whole file.
+    fn run_file(&mut self) -> Result<bool, Stop> {
+        let Some(mut file) = self.file.take() else {
+            return Ok(false);
+        };
+        match self.run_positional(&mut file)? {
+            positional::Handover::Finished => Ok(true),
+            positional::Handover::StreamFrom(offset) => {
+                self.hand_over(file, offset)?;
+                Ok(false)
+            }
+        }
     }
 
     fn run_parallel(&mut self) -> Result<Phase, Stop> {
@@ -368,7 +557,9 @@ impl<C: Codec> Splitter<C> {
 
         match outcome {
             SegmentOutcome::Done(bytes) => {
-                if !bytes.is_empty() {
+                if bytes.is_empty() {
+                    self.buffers.give(bytes);
+                } else {
                     self.out
                         .send(Message::Data(bytes))
                         .map_err(|_| Stop::ConsumerGone)?;
@@ -442,9 +633,10 @@ impl<C: Codec> Splitter<C> {
         let (sender, result) = sync_channel(1);
         let segment = data.clone();
         let output_cap = self.limits.output_cap;
+        let (buffers, codecs) = (self.buffers.clone(), self.codecs.clone());
         self.pool.spawn(move || {
             let outcome = catch_unwind(AssertUnwindSafe(|| {
-                decode_segment::<C>(&segment, start, output_cap)
+                decode_segment::<C>(&segment, start, output_cap, &buffers, &codecs)
             }))
             .unwrap_or_else(|_| {
                 SegmentOutcome::Failed(RestoreError::failed(format!(
@@ -491,24 +683,17 @@ impl<C: Codec> Splitter<C> {
         let reader = BufReader::with_capacity(self.limits.block, pending.reader().chain(source));
         let mut input = Counted::new(reader, self.tail_start);
 
-        let out = &self.out;
-        let mut chunk = Vec::with_capacity(CHUNK);
-        let mut sink = |bytes: &[u8]| {
-            chunk.extend_from_slice(bytes);
-            if chunk.len() >= CHUNK {
-                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-                out.send(Message::Data(full))
-                    .map_err(|_| DecodeError::ConsumerGone)?;
-            }
-            Ok(())
+        let mut output = StreamOutput {
+            chunk: self.buffers.take(CHUNK + STEP),
+            out: &self.out,
+            buffers: &self.buffers,
         };
-        let result = decode_members(&mut C::default(), &mut input, &mut sink);
+        let result = decode_members(&mut C::default(), &mut input, &mut output);
 
         match result {
             Ok(()) => {
-                if !chunk.is_empty() {
-                    out.send(Message::Data(chunk))
-                        .map_err(|_| Stop::ConsumerGone)?;
+                if !output.chunk.is_empty() {
+                    output.send().map_err(|_| Stop::ConsumerGone)?;
                 }
                 Ok(())
             }
@@ -528,10 +713,15 @@ fn lost_worker() -> Stop {
 }
 
 /// Sends a plain file's bytes through unchanged, in blocks.
-pub(crate) fn pass_through(mut source: Box<dyn Read + Send>, out: SyncSender<Message>) {
+pub(crate) fn pass_through(
+    mut source: Box<dyn Read + Send>,
+    out: SyncSender<Message>,
+    buffers: Buffers,
+) {
     let mut offset = 0u64;
     loop {
-        let mut block = vec![0u8; BLOCK];
+        let mut block = buffers.take(BLOCK);
+        block.resize(BLOCK, 0);
         let n = match source.read(&mut block) {
             Ok(n) => n,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,

@@ -8,11 +8,12 @@
 //! Frames are decoded with zstd's default window limit (128 MiB), as `zstd -d` does: frames
 //! written with `--long=31` are refused as corrupt until a larger limit is made an option.
 
-use std::io::BufRead;
+use std::fs::File;
+use std::io::{self, BufRead};
 
 use zstd::zstd_safe::{self, DCtx, InBuffer, OutBuffer, ResetDirective};
 
-use super::split::{Codec, Counted, DecodeError, Sink};
+use super::split::{Codec, Counted, DecodeError, HeaderReader, Output};
 use crate::error::RestoreError;
 
 const FRAME_MAGIC: u32 = 0xFD2F_B528;
@@ -22,14 +23,12 @@ const SKIPPABLE_MAGIC: u32 = 0x184D_2A50;
 /// Decodes zstd frames.
 pub(crate) struct Zstd {
     context: DCtx<'static>,
-    scratch: Vec<u8>,
 }
 
 impl Default for Zstd {
     fn default() -> Self {
         Zstd {
             context: DCtx::create(),
-            scratch: vec![0; 256 << 10],
         }
     }
 }
@@ -61,20 +60,105 @@ fn frame_len(bytes: &[u8]) -> Option<usize> {
     (len > 0 && len <= bytes.len()).then_some(len)
 }
 
+/// The stored length of the frame (or skippable frame) at `offset`, walked over its frame and
+/// block headers as RFC 8878 lays them out; `None` when the headers are not those of a frame,
+/// the file ends inside them, or the frame runs past `limit` bytes. The last block's payload is
+/// not read: the caller checks the length against the file's.
+fn frame_len_at(
+    headers: &mut HeaderReader<'_>,
+    offset: u64,
+    limit: u64,
+) -> io::Result<Option<u64>> {
+    let mut head = [0u8; 5];
+    if !headers.read(offset, &mut head[..4])? {
+        return Ok(None);
+    }
+    let magic = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+    if magic & SKIPPABLE_MASK == SKIPPABLE_MAGIC {
+        let mut size = [0u8; 4];
+        if !headers.read(offset + 4, &mut size)? {
+            return Ok(None);
+        }
+        let len = 8 + u64::from(u32::from_le_bytes(size));
+        return Ok((len <= limit).then_some(len));
+    }
+    if magic != FRAME_MAGIC || !headers.read(offset, &mut head)? {
+        return Ok(None);
+    }
+
+    // Frame header descriptor: content size field flag (2 bits), single segment, unused,
+    // reserved (must be 0), content checksum, dictionary id field flag (2 bits).
+    let descriptor = head[4];
+    if descriptor & 0x08 != 0 {
+        return Ok(None);
+    }
+    let single_segment = descriptor & 0x20 != 0;
+    let window = u64::from(!single_segment);
+    let dictionary = [0, 1, 2, 4][usize::from(descriptor & 0x03)];
+    let content_size = [u64::from(single_segment), 2, 4, 8][usize::from(descriptor >> 6)];
+    let mut pos = offset + 5 + window + dictionary + content_size;
+
+    loop {
+        let mut block = [0u8; 3];
+        if pos - offset > limit || !headers.read(pos, &mut block)? {
+            return Ok(None);
+        }
+        let header = u32::from_le_bytes([block[0], block[1], block[2], 0]);
+        let size = u64::from(header >> 3);
+        let payload = match (header >> 1) & 0x03 {
+            0 | 2 => size,
+            1 => 1,
+            _ => return Ok(None),
+        };
+        pos += 3 + payload;
+        if header & 1 == 1 {
+            break;
+        }
+    }
+    if descriptor & 0x04 != 0 {
+        pos += 4;
+    }
+    let len = pos - offset;
+    Ok((len <= limit).then_some(len))
+}
+
+/// The decoded size a frame declares, when the whole frame is in `bytes`.
+fn whole_frame_content_size(bytes: &[u8]) -> Option<usize> {
+    let stored = zstd_safe::find_frame_compressed_size(bytes).ok()?;
+    if stored > bytes.len() {
+        return None;
+    }
+    let size = zstd_safe::get_frame_content_size(bytes).ok()??;
+    usize::try_from(size).ok()
+}
+
 impl Codec for Zstd {
     fn decode_member<R: BufRead>(
         &mut self,
         input: &mut Counted<R>,
-        sink: &mut Sink<'_>,
+        output: &mut dyn Output,
     ) -> Result<(), DecodeError> {
         let start = input.offset();
-        let mut magic_bytes = [0u8; 4];
-        if !input.read_exact_or_end(&mut magic_bytes)? {
-            return Err(truncated(start));
-        }
+        // The magic is looked at without taking it when the buffer holds it, so that a frame
+        // whose bytes are all at hand reaches zstd in one piece: zstd then decodes it straight
+        // into the output instead of through its window buffer.
+        let buffered = input.fill()?;
+        let (magic_bytes, taken) = match buffered.get(..4) {
+            Some(head) => ([head[0], head[1], head[2], head[3]], false),
+            None => {
+                let mut head = [0u8; 4];
+                if !input.read_exact_or_end(&mut head)? {
+                    return Err(truncated(start));
+                }
+                (head, true)
+            }
+        };
         let magic = u32::from_le_bytes(magic_bytes);
 
         if magic & SKIPPABLE_MASK == SKIPPABLE_MAGIC {
+            if !taken {
+                input.consume(4);
+            }
             let mut size = [0u8; 4];
             if !input.read_exact_or_end(&mut size)?
                 || !input.skip(u32::from_le_bytes(size).into())?
@@ -108,24 +192,29 @@ impl Codec for Zstd {
         self.context
             .reset(ResetDirective::SessionOnly)
             .map_err(corrupt)?;
-        let mut head = InBuffer::around(&magic_bytes);
-        let mut out = OutBuffer::around(&mut self.scratch[..]);
-        self.context
-            .decompress_stream(&mut out, &mut head)
-            .map_err(corrupt)?;
+        if taken {
+            let mut head = InBuffer::around(&magic_bytes);
+            let out = output.room()?;
+            let at = out.len();
+            self.context
+                .decompress_stream(&mut OutBuffer::around_pos(out, at), &mut head)
+                .map_err(corrupt)?;
+        } else if let Some(size) = whole_frame_content_size(input.fill()?) {
+            output.expect(size)?;
+        }
 
         loop {
             let buf = input.fill()?;
             let at_end = buf.is_empty();
             let mut src = InBuffer::around(buf);
-            let mut out = OutBuffer::around(&mut self.scratch[..]);
+            let out = output.room()?;
+            let at = out.len();
             let remaining = self
                 .context
-                .decompress_stream(&mut out, &mut src)
+                .decompress_stream(&mut OutBuffer::around_pos(out, at), &mut src)
                 .map_err(corrupt)?;
-            let (used, made) = (src.pos(), out.pos());
+            let (used, made) = (src.pos(), out.len() - at);
             input.consume(used);
-            sink(&self.scratch[..made])?;
 
             if remaining == 0 {
                 return Ok(());
@@ -154,5 +243,9 @@ impl Codec for Zstd {
 
     fn resume_after_merge(_front_len: usize) -> Option<usize> {
         None
+    }
+
+    fn stored_len_at(file: &File, offset: u64, limit: u64) -> io::Result<Option<u64>> {
+        frame_len_at(&mut HeaderReader::new(file), offset, limit)
     }
 }

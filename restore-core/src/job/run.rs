@@ -252,7 +252,7 @@ fn spawn_reader(
     let progress = job.progress.clone();
     let hashing = HashingReader::new(file, progress.bytes_read.clone(), job.cancel_flag.clone());
     let checksum = hashing.checksum_slot();
-    let decoded = codec::decoded_reader(Box::new(hashing), context.format, context.pool.clone())?;
+    let decoded = codec::decoded_file(hashing, context.format, context.pool.clone())?;
     let source = job.request.backup_name.clone();
     let (sender, items) = mpsc::channel(ITEM_QUEUE);
 
