@@ -11,7 +11,7 @@
 mod session;
 mod worker;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -665,7 +665,10 @@ impl Loader {
         Ok(())
     }
 
-    /// Runs the buffered post-data builds over the workers, never two on one table at once.
+    /// Runs the buffered post-data builds over the workers. Builds on one table run one at a
+    /// time, except `CREATE INDEX`es, which run beside each other as pg_restore runs them: their
+    /// SHARE locks do not conflict, and a large table's indexes are otherwise built in a row
+    /// while the other workers wait at the end of the run.
     async fn run_pending_builds(&mut self) -> Result<()> {
         if self.run.is_empty() {
             return Ok(());
@@ -673,7 +676,7 @@ impl Loader {
         self.end_open_copy().await?;
         self.progress.set_operation(Operation::BuildingIndexes);
         let mut pending = std::mem::take(&mut self.run);
-        let mut busy: HashSet<String> = HashSet::new();
+        let mut busy = TableLocks::default();
         let mut idle: Vec<usize> = (0..self.workers.len()).rev().collect();
         let mut running = FuturesUnordered::new();
         let snapshot = self.session.snapshot();
@@ -681,13 +684,12 @@ impl Loader {
 
         loop {
             while first_error.is_none() && !idle.is_empty() {
-                let free = |build: &Build| build.tables().iter().all(|t| !busy.contains(*t));
-                let Some(at) = pending.iter().position(|p| free(&p.build)) else {
+                let Some(at) = pending.iter().position(|p| busy.admits(&p.build)) else {
                     break;
                 };
                 let build = pending.remove(at);
                 let worker = idle.pop().expect("an idle worker");
-                busy.extend(build.build.tables().iter().map(|t| t.to_string()));
+                busy.take(&build.build);
                 let (done, answer) = oneshot::channel();
                 let task = Task::Run {
                     sql: build.sql.clone(),
@@ -701,9 +703,7 @@ impl Loader {
                 break;
             };
             idle.push(worker);
-            for table in build.build.tables() {
-                busy.remove(table);
-            }
+            busy.release(&build.build);
             match answer {
                 Ok(Ok(())) => self.progress.count_statement(),
                 Ok(Err(failure)) => {
@@ -719,6 +719,45 @@ impl Loader {
         match first_error {
             Some(err) => Err(err),
             None => Ok(()),
+        }
+    }
+}
+
+/// The tables running builds hold: by how many shared builds, or by one that holds it alone.
+#[derive(Default)]
+struct TableLocks(HashMap<String, usize>);
+
+impl TableLocks {
+    /// Marks a table held by a build that does not share it.
+    const ALONE: usize = usize::MAX;
+
+    fn admits(&self, build: &Build) -> bool {
+        build.tables().iter().all(|table| match self.0.get(*table) {
+            None => true,
+            Some(&holders) => build.is_shared() && holders != Self::ALONE,
+        })
+    }
+
+    fn take(&mut self, build: &Build) {
+        for table in build.tables() {
+            let holders = self.0.entry(table.to_owned()).or_insert(0);
+            *holders = if build.is_shared() {
+                *holders + 1
+            } else {
+                Self::ALONE
+            };
+        }
+    }
+
+    fn release(&mut self, build: &Build) {
+        for table in build.tables() {
+            if let Some(holders) = self.0.get_mut(table) {
+                if build.is_shared() && *holders > 1 {
+                    *holders -= 1;
+                } else {
+                    self.0.remove(table);
+                }
+            }
         }
     }
 }
@@ -768,7 +807,42 @@ fn connect_target(args: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::connect_target;
+    use super::{connect_target, TableLocks};
+    use crate::plan::Build;
+
+    #[test]
+    fn create_index_shares_a_table_and_constraints_hold_it_alone() {
+        let index = |table: &str| Build::Index {
+            table: table.into(),
+            shared: true,
+        };
+        let pk = Build::Index {
+            table: "events".into(),
+            shared: false,
+        };
+        let fk = Build::ForeignKey {
+            table: "items".into(),
+            references: "events".into(),
+        };
+        let mut locks = TableLocks::default();
+        locks.take(&index("events"));
+        assert!(
+            locks.admits(&index("events")),
+            "two CREATE INDEX on one table"
+        );
+        assert!(!locks.admits(&pk) && !locks.admits(&fk));
+        locks.take(&index("events"));
+        locks.release(&index("events"));
+        assert!(!locks.admits(&pk), "one CREATE INDEX still runs");
+        locks.release(&index("events"));
+        assert!(locks.admits(&pk));
+
+        locks.take(&pk);
+        assert!(!locks.admits(&index("events")) && !locks.admits(&fk));
+        assert!(locks.admits(&index("items")));
+        locks.release(&pk);
+        assert!(locks.admits(&fk));
+    }
 
     #[test]
     fn connect_targets_in_every_form_pg_dump_writes() {

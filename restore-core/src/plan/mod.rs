@@ -49,8 +49,10 @@ pub(crate) enum Action {
 /// A post-data build that may run beside others.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Build {
-    /// An index, primary key, unique, check or exclusion constraint on one table.
-    Index { table: String },
+    /// An index, primary key, unique, check or exclusion constraint on one table. `shared`
+    /// when it is a `CREATE INDEX`, whose SHARE lock lets other `CREATE INDEX` on the table run
+    /// beside it; a constraint added by `ALTER TABLE` locks the table for itself.
+    Index { table: String, shared: bool },
     /// A foreign key: the table it is on and the table it references.
     ForeignKey { table: String, references: String },
 }
@@ -59,9 +61,14 @@ impl Build {
     /// The tables this build locks.
     pub(crate) fn tables(&self) -> Vec<&str> {
         match self {
-            Build::Index { table } => vec![table],
+            Build::Index { table, .. } => vec![table],
             Build::ForeignKey { table, references } => vec![table, references],
         }
+    }
+
+    /// True when the build leaves its tables open to other shared builds.
+    pub(crate) fn is_shared(&self) -> bool {
+        matches!(self, Build::Index { shared: true, .. })
     }
 
     /// True when `other` may run in the same concurrent run as this build.
@@ -236,7 +243,10 @@ fn classify_build(words: &[Word], toc: Option<&TocEntry>) -> Option<Build> {
             at += 1;
         }
         let (table, _) = qualified_name(words, at)?;
-        return Some(Build::Index { table });
+        return Some(Build::Index {
+            table,
+            shared: true,
+        });
     }
     let constraint = matches!(kind, "CONSTRAINT" | "CHECK CONSTRAINT" | "FK CONSTRAINT");
     if constraint && kw(0, "alter") && kw(1, "table") {
@@ -267,7 +277,10 @@ fn classify_build(words: &[Word], toc: Option<&TocEntry>) -> Option<Build> {
         let index_like =
             kw(what, "primary") || kw(what, "unique") || kw(what, "check") || kw(what, "exclude");
         if index_like && kind != "FK CONSTRAINT" {
-            return Some(Build::Index { table });
+            return Some(Build::Index {
+                table,
+                shared: false,
+            });
         }
     }
     None

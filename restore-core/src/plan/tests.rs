@@ -169,14 +169,16 @@ fn index_builds_under_index_headers_are_concurrent() {
     assert_eq!(
         classify(&under("INDEX", sql), PlanOptions::default()),
         Action::Concurrent(Build::Index {
-            table: "Orders".into()
+            table: "Orders".into(),
+            shared: true,
         })
     );
     let pk = "ALTER TABLE ONLY public.orders\n    ADD CONSTRAINT orders_pkey PRIMARY KEY (id);";
     assert_eq!(
         classify(&under("CONSTRAINT", pk), PlanOptions::default()),
         Action::Concurrent(Build::Index {
-            table: "orders".into()
+            table: "orders".into(),
+            shared: false,
         })
     );
 }
