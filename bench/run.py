@@ -230,7 +230,9 @@ def start_server(tools: Tools, work_dir: Path, fast: bool) -> Server:
         start = [str(tools.cli), "local", "start"] + (["--fast"] if fast else [])
         out = run(start)
         server = Server(
-            url=out.strip().splitlines()[-1], managed=True, started_here=running.returncode != 0
+            url=out.strip().splitlines()[-1],
+            managed=True,
+            started_here=running.returncode != 0,
         )
 
     superuser = "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
@@ -287,7 +289,12 @@ def quote_ident(name: str) -> str:
 
 
 def drop_database(tools: Tools, server: Server, database: str) -> None:
-    sql(tools, server, "postgres", f"DROP DATABASE IF EXISTS {quote_ident(database)} WITH (FORCE)")
+    sql(
+        tools,
+        server,
+        "postgres",
+        f"DROP DATABASE IF EXISTS {quote_ident(database)} WITH (FORCE)",
+    )
 
 
 def database_exists(tools: Tools, server: Server, database: str) -> bool:
@@ -361,11 +368,16 @@ def build_source(tools: Tools, server: Server, ds: Dataset) -> None:
     sql(tools, server, "postgres", f"CREATE DATABASE {ds.source_db}")
     url = server.database_url(ds.source_db)
     psql = [tools.pg("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url]
-    run(psql + ["-f", str(SAMPLE / "schema.sql")])
-    run(psql + ["-v", f"scale={ds.scale:g}", "-f", str(SAMPLE / "data.sql")])
+    run([*psql, "-f", str(SAMPLE / "schema.sql")])
+    run([*psql, "-v", f"scale={ds.scale:g}", "-f", str(SAMPLE / "data.sql")])
     # Left to autovacuum, the freshly inserted rows would be vacuumed during the timed runs.
     sql(tools, server, ds.source_db, "VACUUM (FREEZE, ANALYZE)")
-    sql(tools, server, "postgres", f"COMMENT ON DATABASE {ds.source_db} IS '{source_marker(ds)}'")
+    sql(
+        tools,
+        server,
+        "postgres",
+        f"COMMENT ON DATABASE {ds.source_db} IS '{source_marker(ds)}'",
+    )
 
     print(f"  generated in {time.monotonic() - started:.1f} s", flush=True)
 
@@ -393,9 +405,9 @@ def make_backups(tools: Tools, server: Server, ds: Dataset, keys: list[str]) -> 
         elif key == "zst":
             dump_piped(dump, [tools.zstd or "zstd", "-3", "-q"], partial)
         elif key == "inserts-gz":
-            dump_piped(dump + ["--inserts"], ["gzip", "-6"], partial)
+            dump_piped([*dump, "--inserts"], ["gzip", "-6"], partial)
         elif key == "custom":
-            run(dump + ["-Fc", "-f", str(partial)])
+            run([*dump, "-Fc", "-f", str(partial)])
         else:
             pack(tools, ds, key, partial)
         partial.rename(out)
@@ -459,7 +471,17 @@ def command(tools: Tools, server: Server, ds: Dataset, config: Config, target: s
     url = server.database_url(target)
     backup = str(ds.path(config.backup))
     if config.runner == "psql":
-        return [tools.pg("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-o", "/dev/null"]
+        return [
+            tools.pg("psql"),
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-o",
+            "/dev/null",
+        ]
     if config.runner == "pg_restore":
         return [
             tools.pg("pg_restore"),
@@ -560,23 +582,28 @@ def run_restores(
     reps: int,
     keep: bool,
 ) -> list[Row]:
-    """Every configuration `reps` times, then its restored database checked against the source."""
-    rows = []
-    for config in configs:
-        ds = small if config.inserts else main
-        target = "bench_" + config.name.replace("-", "_")
-        row = Row(config)
-        for rep in range(reps):
+    """Every configuration `reps` times, round by round, each restored database checked.
+
+    Configurations take turns (one run of each per round) rather than running their reps back
+    to back: this machine's speed drifts by ±10% over minutes, and taking turns spreads a slow
+    spell over every configuration instead of charging it to one. The database of each
+    configuration's last run is checked against the source.
+    """
+    rows = [Row(config) for config in configs]
+    for rep in range(reps):
+        for row in rows:
+            config = row.config
+            ds = small if config.inserts else main
+            target = "bench_" + config.name.replace("-", "_")
             row.runs.append(run_once(tools, server, ds, config, target))
             print(
                 f"  {config.label:<42} run {rep + 1}/{reps}: {row.runs[-1].wall_seconds:8.2f} s",
                 flush=True,
             )
-
-        check_restored(tools, server, ds, target)
-        if not keep:
-            drop_database(tools, server, target)
-        rows.append(row)
+            if rep == reps - 1:
+                check_restored(tools, server, ds, target)
+            if rep < reps - 1 or not keep:
+                drop_database(tools, server, target)
     return rows
 
 
@@ -665,7 +692,7 @@ def fmt(value: float | None, digits: int = 2) -> str:
 def restore_table(rows: list[Row], main: Dataset, small: Dataset) -> str:
     by_name = {row.config.name: row for row in rows}
     lines = [
-        "| configuration | scale | wall s | × baseline | engine s | CPU s | peak RSS MiB |",
+        "| configuration | scale | wall s | \u00d7 baseline | engine s | CPU s | peak RSS MiB |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
@@ -713,32 +740,39 @@ def decode_throughput(tools: Tools, ds: Dataset, keys: list[str], reps: int) -> 
     results = []
     for key in keys:
         entry = {"backup": BACKUPS[key].file, "mib_per_s": {}}
-        for threads in (1, 2):
-            cmd = [
-                str(tools.cli),
-                "--backup-dir",
-                str(ds.dir),
-                "--decode-threads",
-                str(threads),
-                "verify",
-                BACKUPS[key].file,
-                "--decode-only",
-                "--json",
-            ]
-            speeds = []
-            for _ in range(reps):
+        speeds: dict[int, list[float]] = {1: [], 2: []}
+        # The thread counts take turns, so that a slow spell of the machine hits both alike.
+        for _ in range(reps):
+            for threads in (1, 2):
+                cmd = [
+                    str(tools.cli),
+                    "--backup-dir",
+                    str(ds.dir),
+                    "--decode-threads",
+                    str(threads),
+                    "verify",
+                    BACKUPS[key].file,
+                    "--decode-only",
+                    "--json",
+                ]
                 report = json.loads(run(cmd))
-                speeds.append(report["decoded_bytes"] / MIB / max(report["seconds"], 1e-9))
-            entry["mib_per_s"][threads] = statistics.median(speeds)
+                speeds[threads].append(report["decoded_bytes"] / MIB / max(report["seconds"], 1e-9))
+        for threads in (1, 2):
+            entry["mib_per_s"][threads] = statistics.median(speeds[threads])
             print(
-                f"  {entry['backup']:<24} {threads} thread(s): {speeds[-1]:8.1f} MiB/s", flush=True
+                f"  {entry['backup']:<24} {threads} thread(s): "
+                f"{entry['mib_per_s'][threads]:8.1f} MiB/s (median of {reps})",
+                flush=True,
             )
         results.append(entry)
     return results
 
 
 def decode_table(results: list[dict]) -> str:
-    lines = ["| backup | 1 thread MiB/s | 2 threads MiB/s | speedup |", "|---|---:|---:|---:|"]
+    lines = [
+        "| backup | 1 thread MiB/s | 2 threads MiB/s | speedup |",
+        "|---|---:|---:|---:|",
+    ]
     for entry in results:
         one, two = entry["mib_per_s"][1], entry["mib_per_s"][2]
         lines.append(f"| {entry['backup']} | {one:.1f} | {two:.1f} | {two / one:.2f} |")
@@ -763,7 +797,12 @@ def decode_targets(results: list[dict]) -> list[str]:
 
 
 def rss_across_scales(
-    tools: Tools, server: Server, work_dir: Path, scales: list[float], reps: int, keep: bool
+    tools: Tools,
+    server: Server,
+    work_dir: Path,
+    scales: list[float],
+    reps: int,
+    keep: bool,
 ) -> list[Row]:
     """The packed gzip backup restored with 2 workers at each scale."""
     rows = []
@@ -782,7 +821,10 @@ def rss_across_scales(
 
 
 def rss_table(rows: list[Row], work_dir: Path, scales: list[float]) -> str:
-    lines = ["| scale | backup MiB | wall s | CPU s | peak RSS MiB |", "|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| scale | backup MiB | wall s | CPU s | peak RSS MiB |",
+        "|---:|---:|---:|---:|---:|",
+    ]
     for row, scale in zip(rows, scales, strict=True):
         size = dataset(work_dir, scale).path("packed-gz").stat().st_size / MIB
         lines.append(
@@ -799,7 +841,8 @@ def rss_targets(rows: list[Row]) -> list[str]:
     verdicts = [verdict("largest peak RSS (MiB)", max(peaks), 256)]
     if len(peaks) > 1:
         verdicts.append(
-            f"peak RSS at the largest scale is {peaks[-1] / peaks[0]:.2f}× that at the smallest"
+            f"peak RSS at the largest scale is {peaks[-1] / peaks[0]:.2f}\u00d7 "
+            "that at the smallest"
         )
     return verdicts
 
@@ -818,7 +861,8 @@ def machine(tools: Tools, server: Server) -> dict:
     ]
     meminfo = Path("/proc/meminfo").read_text() if Path("/proc/meminfo").exists() else ""
     mem_kib = next(
-        (int(line.split()[1]) for line in meminfo.splitlines() if line.startswith("MemTotal:")), 0
+        (int(line.split()[1]) for line in meminfo.splitlines() if line.startswith("MemTotal:")),
+        0,
     )
     settings = [
         "fsync",
@@ -890,7 +934,12 @@ def write_report(report: Report, about: dict) -> None:
     if report.verdicts:
         md += ["## Targets", "", *[f"- {v}" for v in report.verdicts], ""]
     md += ["## Machine", "", *[f"- {k}: {described(v)}" for k, v in about.items()], ""]
-    md += ["## Settings", "", *[f"- {k}: {described(v)}" for k, v in report.settings.items()], ""]
+    md += [
+        "## Settings",
+        "",
+        *[f"- {k}: {described(v)}" for k, v in report.settings.items()],
+        "",
+    ]
     if report.commands:
         md += ["## Commands", "", "```", *report.commands, "```", ""]
     payload = {
@@ -927,7 +976,10 @@ def restore_mode(args: argparse.Namespace, tools: Tools, server: Server, stamp: 
     configs = selected(configurations(tools.zstd is not None), args.only)
     # The packed backups are made from the gzip one, so it is always there.
     make_backups(
-        tools, server, main_ds, sorted({c.backup for c in configs if not c.inserts} | {"gz"})
+        tools,
+        server,
+        main_ds,
+        sorted({c.backup for c in configs if not c.inserts} | {"gz"}),
     )
     if any(c.inserts for c in configs):
         make_backups(tools, server, small_ds, ["inserts-gz"])
@@ -968,13 +1020,25 @@ def decode_mode(args: argparse.Namespace, tools: Tools, server: Server, stamp: s
 
     results = decode_throughput(tools, ds, keys, args.reps)
 
-    decode = [str(tools.cli), "--decode-threads", "N", "verify", "NAME", "--decode-only", "--json"]
+    decode = [
+        str(tools.cli),
+        "--decode-threads",
+        "N",
+        "verify",
+        "NAME",
+        "--decode-only",
+        "--json",
+    ]
     return Report(
         name=f"{stamp}-scale{args.scale:g}-decode",
         title=f"securerestore decoder throughput, scale {args.scale:g}",
         table=decode_table(results),
         verdicts=decode_targets(results),
-        settings={"scale": f"{args.scale:g}", "reps": args.reps, "work dir": str(args.work_dir)},
+        settings={
+            "scale": f"{args.scale:g}",
+            "reps": args.reps,
+            "work dir": str(args.work_dir),
+        },
         commands=[shown(decode)],
         raw={"decode": results},
     )
@@ -992,7 +1056,11 @@ def rss_mode(args: argparse.Namespace, tools: Tools, server: Server, stamp: str)
         title="securerestore peak memory across scales",
         table=rss_table(rows, args.work_dir, scales),
         verdicts=rss_targets(rows),
-        settings={"scales": args.rss_scales, "reps": args.reps, "work dir": str(args.work_dir)},
+        settings={
+            "scales": args.rss_scales,
+            "reps": args.reps,
+            "work dir": str(args.work_dir),
+        },
         commands=[shown(command(tools, server, ds, config, "TARGET"))],
         raw={"rows": rows_json(rows)},
     )
@@ -1021,7 +1089,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--reps", type=int, default=3, help="runs per configuration (median)")
     parser.add_argument(
-        "--only", default="", help="comma-separated configuration names or globs (engine-gz-*)"
+        "--only",
+        default="",
+        help="comma-separated configuration names or globs (engine-gz-*)",
     )
     parser.add_argument(
         "--decode-only",
