@@ -3,10 +3,10 @@
 //! The loader receives items in file order. Statements run in that order on one control
 //! connection; COPY blocks are cut into batches of whole rows that the workers load
 //! concurrently, and the next statement waits for them. In post-data, runs of index and
-//! constraint builds, and then of foreign keys, are spread over the workers without two of them
-//! on one table at once. Statements that touch the database itself are aimed at the staging
-//! database, and anything reaching beyond it is refused. Setting statements are remembered and
-//! replayed on every worker.
+//! constraint builds, and then of foreign keys, are spread over the workers, one at a time on a
+//! table except `CREATE INDEX`es, which may share one. Statements that touch the database itself
+//! are aimed at the staging database, and anything reaching beyond it is refused. Setting
+//! statements are remembered and replayed on every worker.
 
 mod session;
 mod worker;
