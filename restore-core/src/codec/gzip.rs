@@ -5,13 +5,12 @@
 //! starts cannot be found without decoding, only guessed from header bytes; the guesses let the
 //! splitter decode members in parallel, and it corrects the false ones.
 
-use std::fs::File;
 use std::io::{self, BufRead, Write};
 
 use flate2::write::DeflateEncoder;
 use flate2::{Compression, Crc, Decompress, FlushDecompress, Status};
 
-use super::split::{read_at_most, Codec, Counted, DecodeError, Output};
+use super::split::{Codec, Counted, DecodeError, HeaderReader, Headers, Output};
 use crate::error::RestoreError;
 
 const FHCRC: u8 = 0x02;
@@ -268,10 +267,16 @@ impl Codec for Gzip {
         Some(front_len + 1)
     }
 
-    fn stored_len_at(file: &File, offset: u64, limit: u64) -> io::Result<Option<u64>> {
+    fn stored_len_at(
+        headers: &mut HeaderReader<'_>,
+        offset: u64,
+        limit: u64,
+    ) -> io::Result<Option<u64>> {
         let mut head = [0u8; PACKED_HEADER];
-        let got = read_at_most(file, &mut head, offset)?;
-        Ok(recorded_length(&head[..got])
+        if !headers.read(offset, &mut head)? {
+            return Ok(None);
+        }
+        Ok(recorded_length(&head)
             .map(|len| len as u64)
             .filter(|&len| len <= limit))
     }

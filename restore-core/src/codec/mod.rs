@@ -973,22 +973,25 @@ mod tests {
         assert!(crate::checksum::is_cancelled(&err), "{err}");
     }
 
+    fn stored_len_at<C: Codec>(file: &File, offset: usize, limit: u64) -> Option<u64> {
+        C::stored_len_at(&mut split::HeaderReader::new(file), offset as u64, limit).unwrap()
+    }
+
     #[test]
     fn frame_lengths_walked_from_headers_match_zstd() {
         let (_, stored) = zstd_frames(60, 600);
         let mut single = ::zstd::bulk::Compressor::new(5).unwrap();
         single.include_checksum(false).unwrap();
+        let small = single.compress(b"a small single-segment frame").unwrap();
         let mut stored = stored;
-        stored.extend(single.compress(b"a small single-segment frame").unwrap());
+        stored.extend(&small);
 
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(&stored).unwrap();
         let mut offset = 0usize;
         let mut frames = 0;
         while offset < stored.len() {
-            let walked = zstd::Zstd::stored_len_at(&file, offset as u64, u64::MAX)
-                .unwrap()
-                .unwrap();
+            let walked = stored_len_at::<zstd::Zstd>(&file, offset, u64::MAX).unwrap();
             let magic = u32::from_le_bytes(stored[offset..offset + 4].try_into().unwrap());
             if magic & 0xFFFF_FFF0 != 0x184D_2A50 {
                 let known = ::zstd::zstd_safe::find_frame_compressed_size(&stored[offset..]);
@@ -1003,21 +1006,106 @@ mod tests {
         let cut = &stored[..stored.len() - 3];
         let mut short = tempfile::tempfile().unwrap();
         short.write_all(cut).unwrap();
-        let last = stored.len()
-            - single
-                .compress(b"a small single-segment frame")
-                .unwrap()
-                .len();
-        let walked = zstd::Zstd::stored_len_at(&short, last as u64, u64::MAX).unwrap();
+        let last = stored.len() - small.len();
+        let walked = stored_len_at::<zstd::Zstd>(&short, last, u64::MAX);
         assert!(
             walked.is_none_or(|len| last + len as usize > cut.len()),
             "a frame cut short is not taken for whole"
         );
         assert_eq!(
-            zstd::Zstd::stored_len_at(&file, 0, 5).unwrap(),
+            stored_len_at::<zstd::Zstd>(&file, 0, 5),
             None,
-            "a frame longer than the limit has none either"
+            "a frame longer than the limit has no length either"
         );
+    }
+
+    #[test]
+    fn a_file_that_shrinks_while_it_is_read_fails() {
+        let (_, frames) = zstd_frames(40, 700);
+        let packed: Vec<u8> = (0..40)
+            .flat_map(|i| gzip::packed_member(&sample(30_000, 800 + i, true), 6).unwrap())
+            .collect();
+        for (format, stored) in [(Format::Zstd, frames), (Format::Gzip, packed)] {
+            for limits in [tight(), Limits::default()] {
+                let mut file = tempfile::tempfile().unwrap();
+                file.write_all(&stored).unwrap();
+                let hashing = HashingReader::without_digest(file);
+                // Measured 1000 bytes longer than it is: as if cut after it was opened.
+                let measured = StoredFile::measured(hashing, stored.len() as u64 + 1000).unwrap();
+                let source = Source::File(measured);
+                let mut decoded = spawn_decoder(source, format, pool(2), limits).unwrap();
+                let err = decoded.read_to_end(&mut Vec::new()).unwrap_err();
+                let inner = restore_error(&err);
+                assert!(inner.message().contains("shrank"), "{format}: {inner}");
+                assert_eq!(inner.details()["offset"], stored.len() as u64, "{format}");
+            }
+        }
+    }
+
+    /// A frame of one block, by hand: `descriptor`, then `fields` (window descriptor and
+    /// content size as the descriptor says), then the block.
+    fn hand_made_frame(
+        descriptor: u8,
+        fields: &[u8],
+        kind: u32,
+        size: u32,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let mut frame = 0xFD2F_B528u32.to_le_bytes().to_vec();
+        frame.push(descriptor);
+        frame.extend_from_slice(fields);
+        let header = (size << 3) | (kind << 1) | 1;
+        frame.extend_from_slice(&header.to_le_bytes()[..3]);
+        frame.extend_from_slice(payload);
+        frame
+    }
+
+    #[test]
+    fn frames_zstd_refuses_are_refused_whole_or_streamed() {
+        let lines = b"-- x\n".repeat(40_000);
+        let raw_size = lines.len() as u32;
+        let cases = [
+            (
+                "a raw block over 128 KiB",
+                // Content size in 4 bytes, single segment.
+                hand_made_frame(0xA0, &raw_size.to_le_bytes(), 0, raw_size, &lines),
+            ),
+            (
+                "an RLE block of 2 MiB",
+                hand_made_frame(0xA0, &(2u32 << 20).to_le_bytes(), 1, 2 << 20, b"\n"),
+            ),
+            (
+                "a 2 GiB window",
+                // Content size in 4 bytes, then a window descriptor of 2^31 bytes.
+                {
+                    let mut fields = vec![21 << 3];
+                    fields.extend_from_slice(&(64u32 << 10).to_le_bytes());
+                    let mut frame = 0xFD2F_B528u32.to_le_bytes().to_vec();
+                    frame.push(0x80);
+                    frame.extend_from_slice(&fields);
+                    let header = ((64u32 << 10) << 3) | (1 << 1) | 1;
+                    frame.extend_from_slice(&header.to_le_bytes()[..3]);
+                    frame.push(b'x');
+                    frame
+                },
+            ),
+        ];
+        let good = zstd_frame(b"SELECT 1;\n", true);
+        for (what, frame) in cases {
+            let mut stored = good.clone();
+            stored.extend(&frame);
+            stored.extend(&good);
+            assert!(
+                ::zstd::stream::decode_all(&stored[..]).is_err(),
+                "zstd accepts {what}"
+            );
+            for limits in [tight(), Limits::default()] {
+                let Err(err) = decode_with(&stored, Format::Zstd, 2, limits) else {
+                    panic!("{what} was decoded");
+                };
+                assert_eq!(failure_offset(&err), good.len() as u64, "{what}");
+            }
+        }
     }
 
     #[test]

@@ -22,7 +22,6 @@
 mod positional;
 
 use std::collections::VecDeque;
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
@@ -31,7 +30,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::error::RestoreError;
-pub(crate) use positional::{read_at_most, HeaderReader, StoredFile};
+pub(crate) use positional::{HeaderReader, StoredFile};
 
 /// Bytes read from the source at a time.
 pub(crate) const BLOCK: usize = 1 << 20;
@@ -249,7 +248,30 @@ pub(crate) trait Codec: Default + Send + 'static {
     /// The stored length of the member or frame at `offset` of `file`, told from headers alone,
     /// or `None` when they do not tell it (or it would exceed `limit`): the stream splitter,
     /// which reads everything, then takes over from there.
-    fn stored_len_at(file: &File, offset: u64, limit: u64) -> io::Result<Option<u64>>;
+    fn stored_len_at(
+        headers: &mut HeaderReader<'_>,
+        offset: u64,
+        limit: u64,
+    ) -> io::Result<Option<u64>>;
+}
+
+/// Stored bytes read at positions, a few at a time: the headers of members or frames.
+pub(crate) trait Headers {
+    /// The `out.len()` bytes at `offset`; `Ok(false)` when the input ends first.
+    fn read(&mut self, offset: u64, out: &mut [u8]) -> io::Result<bool>;
+}
+
+impl Headers for &[u8] {
+    fn read(&mut self, offset: u64, out: &mut [u8]) -> io::Result<bool> {
+        let at = usize::try_from(offset).unwrap_or(usize::MAX);
+        match at.checked_add(out.len()).and_then(|end| self.get(at..end)) {
+            Some(bytes) => {
+                out.copy_from_slice(bytes);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
 }
 
 /// Where a splitter's stored bytes come from.
@@ -472,14 +494,9 @@ impl<C: Codec> Splitter<C> {
 
     /// Decodes the whole stream, sending its bytes and then its end or failure.
     pub(crate) fn run(mut self) {
-        let outcome = self.run_file().and_then(|finished| {
-            if finished {
-                return Ok(());
-            }
-            match self.run_parallel()? {
-                Phase::Finished => Ok(()),
-                Phase::Streaming => self.run_streaming(),
-            }
+        let outcome = self.run_file().and_then(|()| match self.run_parallel()? {
+            Phase::Finished => Ok(()),
+            Phase::Streaming => self.run_streaming(),
         });
 
         let last = match outcome {
@@ -490,18 +507,14 @@ impl<C: Codec> Splitter<C> {
         let _ = self.out.send(last);
     }
 
-    /// Runs the positional phase on a file source; `Ok(true)` when it decoded the whole file.
-    fn run_file(&mut self) -> Result<bool, Stop> {
+    /// Runs the positional phase on a file source, then hands the rest of the file (often
+    /// nothing but its end) to the stream splitter.
+    fn run_file(&mut self) -> Result<(), Stop> {
         let Some(mut file) = self.file.take() else {
-            return Ok(false);
+            return Ok(());
         };
-        match self.run_positional(&mut file)? {
-            positional::Handover::Finished => Ok(true),
-            positional::Handover::StreamFrom(offset) => {
-                self.hand_over(file, offset)?;
-                Ok(false)
-            }
-        }
+        let offset = self.run_positional(&mut file)?;
+        self.hand_over(file, offset)
     }
 
     fn run_parallel(&mut self) -> Result<Phase, Stop> {

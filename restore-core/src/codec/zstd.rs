@@ -8,12 +8,11 @@
 //! Frames are decoded with zstd's default window limit (128 MiB), as `zstd -d` does: frames
 //! written with `--long=31` are refused as corrupt until a larger limit is made an option.
 
-use std::fs::File;
 use std::io::{self, BufRead};
 
 use zstd::zstd_safe::{self, DCtx, InBuffer, OutBuffer, ResetDirective};
 
-use super::split::{Codec, Counted, DecodeError, HeaderReader, Output};
+use super::split::{Codec, Counted, DecodeError, HeaderReader, Headers, Output};
 use crate::error::RestoreError;
 
 const FRAME_MAGIC: u32 = 0xFD2F_B528;
@@ -60,16 +59,26 @@ fn frame_len(bytes: &[u8]) -> Option<usize> {
     (len > 0 && len <= bytes.len()).then_some(len)
 }
 
-/// The stored length of the frame (or skippable frame) at `offset`, walked over its frame and
-/// block headers as RFC 8878 lays them out; `None` when the headers are not those of a frame,
-/// the file ends inside them, or the frame runs past `limit` bytes. The last block's payload is
-/// not read: the caller checks the length against the file's.
-fn frame_len_at(
-    headers: &mut HeaderReader<'_>,
-    offset: u64,
-    limit: u64,
-) -> io::Result<Option<u64>> {
-    let mut head = [0u8; 5];
+/// Frames whose window exceeds this are refused, as `zstd -d` refuses them without `--long`.
+const WINDOW_LIMIT: u64 = 1 << 27;
+/// The largest block a frame may hold, whatever its window.
+const BLOCK_LIMIT: u64 = 128 << 10;
+
+/// What a frame's headers say about it.
+struct Walked {
+    /// Its stored length.
+    len: u64,
+    /// Whether its window and every block's size stay within the limits a conforming decoder
+    /// checks.
+    conforming: bool,
+}
+
+/// Walks the frame (or skippable frame) at `offset` over its frame and block headers as
+/// RFC 8878 lays them out; `None` when the headers are not those of a frame, the input ends
+/// inside them, or the frame runs past `limit` bytes. The last block's payload is not read: the
+/// caller checks the length against the input's.
+fn walk_frame(headers: &mut impl Headers, offset: u64, limit: u64) -> io::Result<Option<Walked>> {
+    let mut head = [0u8; 14];
     if !headers.read(offset, &mut head[..4])? {
         return Ok(None);
     }
@@ -80,9 +89,12 @@ fn frame_len_at(
             return Ok(None);
         }
         let len = 8 + u64::from(u32::from_le_bytes(size));
-        return Ok((len <= limit).then_some(len));
+        return Ok((len <= limit).then_some(Walked {
+            len,
+            conforming: true,
+        }));
     }
-    if magic != FRAME_MAGIC || !headers.read(offset, &mut head)? {
+    if magic != FRAME_MAGIC || !headers.read(offset, &mut head[..5])? {
         return Ok(None);
     }
 
@@ -93,11 +105,30 @@ fn frame_len_at(
         return Ok(None);
     }
     let single_segment = descriptor & 0x20 != 0;
-    let window = u64::from(!single_segment);
-    let dictionary = [0, 1, 2, 4][usize::from(descriptor & 0x03)];
-    let content_size = [u64::from(single_segment), 2, 4, 8][usize::from(descriptor >> 6)];
-    let mut pos = offset + 5 + window + dictionary + content_size;
+    let window_len = usize::from(!single_segment);
+    let dictionary_len = [0, 1, 2, 4][usize::from(descriptor & 0x03)];
+    let content_len = [usize::from(single_segment), 2, 4, 8][usize::from(descriptor >> 6)];
+    let header_len = 5 + window_len + dictionary_len + content_len;
+    if !headers.read(offset, &mut head[..header_len])? {
+        return Ok(None);
+    }
 
+    let window = if single_segment {
+        // The window is the content size, whose field ends the header (2-byte sizes are
+        // stored less 256).
+        let field = &head[header_len - content_len..header_len];
+        let mut bytes = [0u8; 8];
+        bytes[..content_len].copy_from_slice(field);
+        u64::from_le_bytes(bytes) + if content_len == 2 { 256 } else { 0 }
+    } else {
+        let descriptor = head[5];
+        let base = 1u64 << (10 + (descriptor >> 3));
+        base + (base / 8) * u64::from(descriptor & 0x07)
+    };
+    let block_limit = window.min(BLOCK_LIMIT);
+    let mut conforming = window <= WINDOW_LIMIT;
+
+    let mut pos = offset + header_len as u64;
     loop {
         let mut block = [0u8; 3];
         if pos - offset > limit || !headers.read(pos, &mut block)? {
@@ -105,6 +136,7 @@ fn frame_len_at(
         }
         let header = u32::from_le_bytes([block[0], block[1], block[2], 0]);
         let size = u64::from(header >> 3);
+        conforming &= size <= block_limit;
         let payload = match (header >> 1) & 0x03 {
             0 | 2 => size,
             1 => 1,
@@ -119,13 +151,15 @@ fn frame_len_at(
         pos += 4;
     }
     let len = pos - offset;
-    Ok((len <= limit).then_some(len))
+    Ok((len <= limit).then_some(Walked { len, conforming }))
 }
 
-/// The decoded size a frame declares, when the whole frame is in `bytes`.
+/// The decoded size a frame declares, when the whole frame is in `bytes` and its headers keep
+/// within the limits `zstd -d` checks: only then is it decoded in one pass, a path on which
+/// zstd checks less than when it streams.
 fn whole_frame_content_size(bytes: &[u8]) -> Option<usize> {
-    let stored = zstd_safe::find_frame_compressed_size(bytes).ok()?;
-    if stored > bytes.len() {
+    let walked = walk_frame(&mut &*bytes, 0, bytes.len() as u64).ok()??;
+    if !walked.conforming || walked.len > bytes.len() as u64 {
         return None;
     }
     let size = zstd_safe::get_frame_content_size(bytes).ok()??;
@@ -139,26 +173,30 @@ impl Codec for Zstd {
         output: &mut dyn Output,
     ) -> Result<(), DecodeError> {
         let start = input.offset();
-        // The magic is looked at without taking it when the buffer holds it, so that a frame
-        // whose bytes are all at hand reaches zstd in one piece: zstd then decodes it straight
-        // into the output instead of through its window buffer.
+        // A frame whose bytes are all at hand, and whose headers keep within the limits zstd
+        // checks, reaches zstd in one piece with room for all it declares: zstd then decodes it
+        // in one pass straight into the output instead of through its window buffer. Any other
+        // frame gets its magic first and alone, which keeps zstd on its streaming path, where
+        // it checks everything.
         let buffered = input.fill()?;
-        let (magic_bytes, taken) = match buffered.get(..4) {
-            Some(head) => ([head[0], head[1], head[2], head[3]], false),
-            None => {
-                let mut head = [0u8; 4];
-                if !input.read_exact_or_end(&mut head)? {
-                    return Err(truncated(start));
-                }
-                (head, true)
+        let one_pass = match buffered.get(..4) {
+            Some(head)
+                if u32::from_le_bytes([head[0], head[1], head[2], head[3]]) == FRAME_MAGIC =>
+            {
+                whole_frame_content_size(buffered)
             }
+            _ => None,
         };
-        let magic = u32::from_le_bytes(magic_bytes);
+        let mut magic_bytes = [0u8; 4];
+        if one_pass.is_none() && !input.read_exact_or_end(&mut magic_bytes)? {
+            return Err(truncated(start));
+        }
+        let magic = match one_pass {
+            Some(_) => FRAME_MAGIC,
+            None => u32::from_le_bytes(magic_bytes),
+        };
 
         if magic & SKIPPABLE_MASK == SKIPPABLE_MAGIC {
-            if !taken {
-                input.consume(4);
-            }
             let mut size = [0u8; 4];
             if !input.read_exact_or_end(&mut size)?
                 || !input.skip(u32::from_le_bytes(size).into())?
@@ -192,15 +230,16 @@ impl Codec for Zstd {
         self.context
             .reset(ResetDirective::SessionOnly)
             .map_err(corrupt)?;
-        if taken {
-            let mut head = InBuffer::around(&magic_bytes);
-            let out = output.room()?;
-            let at = out.len();
-            self.context
-                .decompress_stream(&mut OutBuffer::around_pos(out, at), &mut head)
-                .map_err(corrupt)?;
-        } else if let Some(size) = whole_frame_content_size(input.fill()?) {
-            output.expect(size)?;
+        match one_pass {
+            Some(size) => output.expect(size)?,
+            None => {
+                let mut head = InBuffer::around(&magic_bytes);
+                let out = output.room()?;
+                let at = out.len();
+                self.context
+                    .decompress_stream(&mut OutBuffer::around_pos(out, at), &mut head)
+                    .map_err(corrupt)?;
+            }
         }
 
         loop {
@@ -245,7 +284,11 @@ impl Codec for Zstd {
         None
     }
 
-    fn stored_len_at(file: &File, offset: u64, limit: u64) -> io::Result<Option<u64>> {
-        frame_len_at(&mut HeaderReader::new(file), offset, limit)
+    fn stored_len_at(
+        headers: &mut HeaderReader<'_>,
+        offset: u64,
+        limit: u64,
+    ) -> io::Result<Option<u64>> {
+        Ok(walk_frame(headers, offset, limit)?.map(|walked| walked.len))
     }
 }

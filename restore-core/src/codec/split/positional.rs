@@ -16,13 +16,14 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 
 use super::{
-    decode_segment, lost_worker, read_error, Buffers, Codec, SegmentOutcome, Splitter, Stop,
+    decode_segment, lost_worker, read_error, Buffers, Codec, Headers, SegmentOutcome, Splitter,
+    Stop,
 };
 use crate::checksum::HashingReader;
 use crate::error::RestoreError;
@@ -39,6 +40,14 @@ impl StoredFile {
     pub(crate) fn new(hashing: HashingReader<File>) -> io::Result<Self> {
         let file = Arc::new(hashing.get_ref().try_clone()?);
         let len = file.metadata()?.len();
+        Ok(StoredFile { hashing, file, len })
+    }
+
+    /// A file that had `len` bytes when it was opened, whatever it has now: for tests of a
+    /// file that shrinks while it is read.
+    #[cfg(test)]
+    pub(crate) fn measured(hashing: HashingReader<File>, len: u64) -> io::Result<Self> {
+        let file = Arc::new(hashing.get_ref().try_clone()?);
         Ok(StoredFile { hashing, file, len })
     }
 
@@ -80,9 +89,10 @@ impl<'a> HeaderReader<'a> {
             start: 0,
         }
     }
+}
 
-    /// The bytes at `offset`, `out.len()` of them; `Ok(false)` when the file ends first.
-    pub(crate) fn read(&mut self, offset: u64, out: &mut [u8]) -> io::Result<bool> {
+impl Headers for HeaderReader<'_> {
+    fn read(&mut self, offset: u64, out: &mut [u8]) -> io::Result<bool> {
         let end = self.start + self.window.len() as u64;
         if offset < self.start || offset + out.len() as u64 > end {
             self.window.resize(Self::WINDOW.max(out.len()), 0);
@@ -101,32 +111,65 @@ impl<'a> HeaderReader<'a> {
     }
 }
 
+/// What a pool thread made of a segment it read from the file.
+enum Placed {
+    /// It read the segment (its bytes come along) and decoded it, or tried to.
+    Read(SegmentOutcome, Vec<u8>),
+    /// It could not read the segment: the file ended before the segment did (it shrank since
+    /// it was measured), or the read failed.
+    Failed(RestoreError),
+}
+
 /// A segment handed to the pool as a position in the file.
 struct PlacedJob {
     start: u64,
-    result: Receiver<(SegmentOutcome, Vec<u8>)>,
+    result: Receiver<Placed>,
 }
 
-/// How the positional phase ended.
-pub(super) enum Handover {
-    /// Every byte of the file was decoded and accounted for.
-    Finished,
-    /// The stream splitter takes over from this offset.
-    StreamFrom(u64),
+/// The error for a file found shorter than when it was opened.
+fn shrank(len: u64, end: u64) -> RestoreError {
+    RestoreError::failed(format!(
+        "the backup file shrank while it was read: it had {len} bytes when the restore started \
+         and now ends at byte {end}"
+    ))
+    .with_detail("offset", end)
+}
+
+/// The stream the splitter goes on with after the positional phase: the file from where that
+/// phase stopped, failing if it ends before the length the file had when it was opened (a
+/// file that grows is read to its new end, as any stream).
+struct AtLeast<R> {
+    inner: R,
+    pos: u64,
+    len: u64,
+}
+
+impl<R: Read> Read for AtLeast<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() && self.pos < self.len {
+            return Err(io::Error::other(shrank(self.len, self.pos)));
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
 }
 
 impl<C: Codec> Splitter<C> {
-    /// Decodes the file at positions for as long as its headers allow, then says where the
-    /// stream splitter has to take over.
-    pub(super) fn run_positional(&mut self, stored: &mut StoredFile) -> Result<Handover, Stop> {
+    /// Decodes the file at positions for as long as its headers allow, and says where the
+    /// stream splitter takes over: at the end of the file, where it only finds the end (or
+    /// bytes added since), or earlier.
+    pub(super) fn run_positional(&mut self, stored: &mut StoredFile) -> Result<u64, Stop> {
         let stored_buffers = Buffers::default();
+        let file = stored.file.clone();
+        let mut headers = HeaderReader::new(&file);
         let mut inflight: VecDeque<PlacedJob> = VecDeque::new();
         let mut walked = 0u64;
         let mut walk_stopped = false;
 
         loop {
             while !walk_stopped && inflight.len() < self.max_inflight && walked < stored.len {
-                let (len, stopped) = self.next_segment(stored, walked)?;
+                let (len, stopped) = self.next_segment(&mut headers, stored.len, walked)?;
                 walk_stopped = stopped;
                 if len > 0 {
                     inflight.push_back(self.spawn_placed(stored, walked, len, &stored_buffers));
@@ -135,14 +178,13 @@ impl<C: Codec> Splitter<C> {
             }
 
             let Some(front) = inflight.pop_front() else {
-                if walked == stored.len {
-                    stored.hashing.account_end();
-                    return Ok(Handover::Finished);
-                }
-                return Ok(Handover::StreamFrom(walked));
+                return Ok(walked);
             };
-            let (outcome, bytes) = front.result.recv().map_err(|_| lost_worker())?;
-            let retry = match outcome {
+            let (outcome, bytes) = match front.result.recv().map_err(|_| lost_worker())? {
+                Placed::Read(outcome, bytes) => (outcome, bytes),
+                Placed::Failed(err) => return Err(Stop::Failed(err)),
+            };
+            match outcome {
                 SegmentOutcome::Done(decoded) => {
                     stored
                         .hashing
@@ -156,36 +198,39 @@ impl<C: Codec> Splitter<C> {
                             .send(super::Message::Data(decoded))
                             .map_err(|_| Stop::ConsumerGone)?;
                     }
-                    false
                 }
                 SegmentOutcome::Failed(err) if C::resume_after_merge(0).is_none() => {
                     return Err(Stop::Failed(err));
                 }
                 SegmentOutcome::Failed(_)
                 | SegmentOutcome::Truncated(_)
-                | SegmentOutcome::TooLarge => true,
-            };
-            if retry {
-                tracing::debug!(
-                    offset = front.start,
-                    "segment needs the stream decoder, handing over"
-                );
-                return Ok(Handover::StreamFrom(front.start));
+                | SegmentOutcome::TooLarge => {
+                    tracing::debug!(
+                        offset = front.start,
+                        "segment needs the stream decoder, handing over"
+                    );
+                    return Ok(front.start);
+                }
             }
         }
     }
 
     /// The length of the next segment from `offset`: whole members or frames adding up to at
     /// least the minimum segment size, and whether the walk over headers has to stop after it.
-    fn next_segment(&self, stored: &StoredFile, offset: u64) -> Result<(u64, bool), Stop> {
+    fn next_segment(
+        &self,
+        headers: &mut HeaderReader<'_>,
+        file_len: u64,
+        offset: u64,
+    ) -> Result<(u64, bool), Stop> {
         let limit = self.limits.stream_threshold as u64;
         let mut len = 0u64;
-        while offset + len < stored.len {
+        while offset + len < file_len {
             let at = offset + len;
-            let found = C::stored_len_at(&stored.file, at, limit)
+            let found = C::stored_len_at(headers, at, limit)
                 .map_err(|err| Stop::Failed(read_error(err, at)))?;
             match found {
-                Some(member) if at + member <= stored.len && len + member <= limit => {
+                Some(member) if at + member <= file_len && len + member <= limit => {
                     len += member;
                     if len >= self.limits.segment_min as u64 {
                         return Ok((len, false));
@@ -206,6 +251,7 @@ impl<C: Codec> Splitter<C> {
     ) -> PlacedJob {
         let (sender, result) = sync_channel(1);
         let file = stored.file.clone();
+        let file_len = stored.len;
         let output_cap = self.limits.output_cap;
         let (buffers, codecs) = (self.buffers.clone(), self.codecs.clone());
         let stored_buffers = stored_buffers.clone();
@@ -213,22 +259,22 @@ impl<C: Codec> Splitter<C> {
             let len = len as usize;
             let mut bytes = stored_buffers.take(len);
             bytes.resize(len, 0);
-            let outcome = match read_at_most(&file, &mut bytes, start) {
+            let placed = match read_at_most(&file, &mut bytes, start) {
                 Ok(got) if got == len => {
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         decode_segment::<C>(&bytes, start, output_cap, &buffers, &codecs)
                     }))
                     .unwrap_or_else(|_| {
                         SegmentOutcome::Failed(RestoreError::failed(format!(
                             "the decoder failed unexpectedly on the segment at byte {start}"
                         )))
-                    })
+                    });
+                    Placed::Read(outcome, bytes)
                 }
-                // The file is shorter than when it was measured: the stream decoder says so.
-                Ok(_) => SegmentOutcome::Truncated(RestoreError::failed("short read")),
-                Err(err) => SegmentOutcome::Failed(read_error(err, start)),
+                Ok(got) => Placed::Failed(shrank(file_len, start + got as u64)),
+                Err(err) => Placed::Failed(read_error(err, start)),
             };
-            let _ = sender.send((outcome, bytes));
+            let _ = sender.send(placed);
         });
         PlacedJob { start, result }
     }
@@ -240,7 +286,11 @@ impl<C: Codec> Splitter<C> {
             .get_mut()
             .seek(SeekFrom::Start(offset))
             .map_err(|err| Stop::Failed(read_error(err, offset)))?;
-        self.source = Box::new(stored.hashing);
+        self.source = Box::new(AtLeast {
+            inner: stored.hashing,
+            pos: offset,
+            len: stored.len,
+        });
         self.tail_start = offset;
         Ok(())
     }
