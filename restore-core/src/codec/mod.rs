@@ -838,6 +838,24 @@ mod tests {
         }
     }
 
+    /// Checks that a decode gave `plain` and accounted for every byte of `stored`: its digest in
+    /// the slot, its length in the counter.
+    fn assert_accounted(
+        out: &[u8],
+        plain: &[u8],
+        stored: &[u8],
+        slot: &crate::checksum::ChecksumSlot,
+        counted: &std::sync::atomic::AtomicU64,
+        what: &str,
+    ) {
+        let mut expected = crate::checksum::Sha256Hasher::new();
+        expected.update(stored);
+        assert!(out == plain, "{what}: decoded bytes differ");
+        assert_eq!(slot.get(), Some(expected.finish()), "{what}");
+        let counted = counted.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(counted, stored.len() as u64, "{what}");
+    }
+
     #[test]
     fn stored_bytes_are_hashed_and_counted_by_the_time_the_stream_ends() {
         let (plain, stored, _) = members(20, 14);
@@ -857,14 +875,7 @@ mod tests {
             let mut out = Vec::new();
             stream.read_to_end(&mut out).unwrap();
 
-            let mut expected = crate::checksum::Sha256Hasher::new();
-            expected.update(&bytes);
-            assert!(out == plain);
-            assert_eq!(slot.get(), Some(expected.finish()), "{format}");
-            assert_eq!(
-                counted.load(std::sync::atomic::Ordering::Relaxed),
-                bytes.len() as u64
-            );
+            assert_accounted(&out, &plain, &bytes, &slot, &counted, &format!("{format}"));
         }
     }
 
@@ -949,14 +960,8 @@ mod tests {
                 let mut out = Vec::new();
                 decoded.read_to_end(&mut out).unwrap();
 
-                let mut expected = crate::checksum::Sha256Hasher::new();
-                expected.update(&stored);
-                assert!(out == plain, "{format} {limits:?}");
-                assert_eq!(slot.get(), Some(expected.finish()), "{format} {limits:?}");
-                assert_eq!(
-                    counted.load(std::sync::atomic::Ordering::Relaxed),
-                    stored.len() as u64
-                );
+                let what = format!("{format} {limits:?}");
+                assert_accounted(&out, &plain, &stored, &slot, &counted, &what);
             }
         }
     }
