@@ -18,6 +18,11 @@
 //! segment would decode to more than `output_cap` bytes, the reader decodes the rest of the
 //! file itself, streaming. A single-member gzip file is thus decoded on the reader thread alone;
 //! it still overlaps the consumer, which is all the parallelism such a file allows.
+//!
+//! A backup file (rather than a stream) first goes through the positional phase (see
+//! [`positional`]): while members or frames can be told apart from their headers, the pool
+//! threads read their own segments from the file, and the splitter described here takes over
+//! from the first byte that phase did not account for.
 
 mod positional;
 

@@ -11,8 +11,10 @@
 //!
 //! Anything this phase cannot handle hands the rest of the file, from the first byte not yet
 //! accounted for, to the ordinary stream splitter: headers that do not add up, a member that
-//! records no length, a segment that fails, is cut short or decodes to too much. The stream
-//! splitter then decodes or refuses it with the same errors as any stream.
+//! records no length, a segment that fails to decode or decodes to too much. The stream
+//! splitter then decodes or refuses it with the same errors as any stream; it also takes over at
+//! the end, where it finds the end of the file or bytes added since. A file found shorter than
+//! it was when it was opened fails, in either phase.
 
 use std::collections::VecDeque;
 use std::fs::File;
