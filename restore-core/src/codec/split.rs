@@ -111,14 +111,46 @@ pub(crate) trait Output {
     fn expect(&mut self, size: usize) -> Result<(), DecodeError>;
 }
 
+/// Things kept between uses by the threads of one stream, at most `most` of them.
+struct Kept<T>(Arc<Mutex<Vec<T>>>);
+
+impl<T> Kept<T> {
+    fn new() -> Self {
+        Kept(Arc::new(Mutex::new(Vec::new())))
+    }
+
+    fn take(&self) -> Option<T> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).pop()
+    }
+
+    fn give(&self, item: T, most: usize) {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.len() < most {
+            kept.push(item);
+        }
+    }
+}
+
+impl<T> Clone for Kept<T> {
+    fn clone(&self) -> Self {
+        Kept(self.0.clone())
+    }
+}
+
 /// Decoded-byte buffers the consumer has finished with, kept for the decoders to fill again.
 ///
 /// Buffers of megabytes freshly allocated cost a page fault for every 4 KiB written; at a
 /// gigabyte a second that was a quarter of the decoding threads' time. The buffers in use are
 /// bounded by the segments in flight and the channel, so keeping the idle ones adds no memory
 /// beyond what a stream already holds at its busiest.
-#[derive(Clone, Default)]
-pub(crate) struct Buffers(Arc<Mutex<Vec<Vec<u8>>>>);
+#[derive(Clone)]
+pub(crate) struct Buffers(Kept<Vec<u8>>);
+
+impl Default for Buffers {
+    fn default() -> Self {
+        Buffers(Kept::new())
+    }
+}
 
 impl Buffers {
     /// Idle buffers kept at most.
@@ -128,8 +160,7 @@ impl Buffers {
 
     /// An empty buffer with room for at least `capacity` bytes.
     pub(crate) fn take(&self, capacity: usize) -> Vec<u8> {
-        let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner).pop();
-        let mut buffer = kept.unwrap_or_default();
+        let mut buffer = self.0.take().unwrap_or_default();
         buffer.reserve(capacity);
         buffer
     }
@@ -140,30 +171,14 @@ impl Buffers {
             return;
         }
         buffer.clear();
-        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if kept.len() < Self::KEPT {
-            kept.push(buffer);
-        }
+        self.0.give(buffer, Self::KEPT);
     }
 }
 
 /// Codec states (inflate or zstd contexts and their windows) kept between segments: building
-/// one per segment allocated and faulted in hundreds of KiB each time.
-struct Codecs<C>(Mutex<Vec<C>>);
-
-impl<C: Codec> Codecs<C> {
-    fn take(&self) -> C {
-        let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner).pop();
-        kept.unwrap_or_default()
-    }
-
-    fn give(&self, codec: C) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(codec);
-    }
-}
+/// one per segment allocated and faulted in hundreds of KiB each time. There are never more of
+/// them than pool threads.
+type Codecs<C> = Kept<C>;
 
 /// The output of a segment decoded on the pool: one buffer, refused past `cap` bytes.
 struct SegmentOutput {
@@ -400,9 +415,9 @@ fn decode_segment<C: Codec>(
         out: buffers.take(data.len().saturating_mul(4).min(output_cap)),
         cap: output_cap,
     };
-    let mut codec = codecs.take();
+    let mut codec = codecs.take().unwrap_or_default();
     let result = decode_members(&mut codec, &mut Counted::new(data, start), &mut output);
-    codecs.give(codec);
+    codecs.give(codec, usize::MAX);
 
     let result = match result {
         Ok(()) if output.out.len() > output_cap => Err(DecodeError::TooLarge),
@@ -461,7 +476,7 @@ pub(crate) struct Splitter<C> {
     resume: usize,
     eof: bool,
     buffers: Buffers,
-    codecs: Arc<Codecs<C>>,
+    codecs: Codecs<C>,
 }
 
 impl<C: Codec> Splitter<C> {
@@ -493,7 +508,7 @@ impl<C: Codec> Splitter<C> {
             resume: 0,
             eof: false,
             buffers,
-            codecs: Arc::new(Codecs(Mutex::new(Vec::new()))),
+            codecs: Kept::new(),
         }
     }
 

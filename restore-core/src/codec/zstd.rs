@@ -49,14 +49,10 @@ fn invalid(offset: u64, message: String) -> DecodeError {
 /// The length of the complete frame (or skippable frame) at the start of `bytes`, if all of it
 /// is there.
 fn frame_len(bytes: &[u8]) -> Option<usize> {
-    let magic = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?);
-    let len = if magic & SKIPPABLE_MASK == SKIPPABLE_MAGIC {
-        let size = u32::from_le_bytes(bytes.get(4..8)?.try_into().ok()?);
-        8usize.checked_add(size as usize)?
-    } else {
-        zstd_safe::find_frame_compressed_size(bytes).ok()?
-    };
-    (len > 0 && len <= bytes.len()).then_some(len)
+    let walked = walk_frame(&mut &*bytes, 0, bytes.len() as u64).ok()??;
+    usize::try_from(walked.len)
+        .ok()
+        .filter(|&len| len > 0 && len <= bytes.len())
 }
 
 /// Frames whose window exceeds this are refused, as `zstd -d` refuses them without `--long`.
