@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use restore_core::{ErrorCode, RestoreOptions, RestoreRequest, RestoreState, VerificationStatus};
+use restore_core::{ErrorCode, RestoreOptions, RestoreState, VerificationStatus};
 
-use crate::harness::{query, staging_left, unique, Fixture};
+use crate::harness::{query, request, staging_left, unique, Fixture};
 use crate::support;
 
 const GOOD: &str = "CREATE TABLE t (id int PRIMARY KEY, v text);\n\
@@ -18,6 +18,20 @@ fn populated_target() -> String {
         "CREATE TABLE keep (x int); INSERT INTO keep VALUES (42);",
     );
     target
+}
+
+/// Writes `name`: the good dump, then a statement that sleeps `seconds`.
+fn write_sleeping(fixture: &Fixture, name: &str, seconds: u32) {
+    let sql = format!("{GOOD}SELECT pg_sleep({seconds});\n");
+    fixture.write(name, sql.as_bytes());
+}
+
+/// Databases a swap left behind: a target's previous copy, which a swap drops.
+fn old_copies_left() -> Vec<String> {
+    support::list_databases()
+        .into_iter()
+        .filter(|db| db.starts_with("_srst_old_"))
+        .collect()
 }
 
 fn force() -> RestoreOptions {
@@ -57,16 +71,9 @@ fn a_restore_failing_midway_leaves_the_target_untouched() {
 #[test]
 fn a_cancelled_restore_stops_its_long_statement_and_drops_staging() {
     let fixture = Fixture::new();
-    fixture.write(
-        "slow.sql",
-        format!("{GOOD}SELECT pg_sleep(60);\n").as_bytes(),
-    );
+    write_sleeping(&fixture, "slow.sql", 60);
     let target = populated_target();
-    let request = RestoreRequest {
-        backup_name: "slow.sql".into(),
-        target_database: target.clone(),
-        options: force(),
-    };
+    let request = request("slow.sql", &target, force());
     let started = fixture.engine.create_restore(request).expect("accepted");
     let id = started.restore_id.clone();
     while fixture.engine.restore_status(&id).unwrap().summary.rows < 2 {
@@ -93,10 +100,7 @@ fn a_cancelled_restore_stops_its_long_statement_and_drops_staging() {
 #[test]
 fn a_timed_out_restore_fails_with_its_reason() {
     let fixture = Fixture::new();
-    fixture.write(
-        "slow.sql",
-        format!("{GOOD}SELECT pg_sleep(60);\n").as_bytes(),
-    );
+    write_sleeping(&fixture, "slow.sql", 60);
     let target = unique("timeout");
     let options = RestoreOptions {
         timeout_seconds: Some(1),
@@ -171,14 +175,14 @@ fn verify_passes_for_an_intact_sealed_backup() {
 fn verify_without_a_recorded_checksum_is_an_invalid_request() {
     let fixture = Fixture::new();
     fixture.write("b.sql", GOOD.as_bytes());
-    let request = RestoreRequest {
-        backup_name: "b.sql".into(),
-        target_database: unique("noverify"),
-        options: RestoreOptions {
+    let request = request(
+        "b.sql",
+        &unique("noverify"),
+        RestoreOptions {
             verify: true,
             ..Default::default()
         },
-    };
+    );
     let err = fixture.engine.create_restore(request).unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidRequest);
     assert!(err.request_id().starts_with("req_"));
@@ -189,11 +193,7 @@ fn an_existing_target_without_force_is_database_exists() {
     let fixture = Fixture::new();
     fixture.write("b.sql", GOOD.as_bytes());
     let target = populated_target();
-    let request = RestoreRequest {
-        backup_name: "b.sql".into(),
-        target_database: target.clone(),
-        options: RestoreOptions::default(),
-    };
+    let request = request("b.sql", &target, RestoreOptions::default());
     let err = fixture.engine.create_restore(request).unwrap_err();
     assert_eq!(err.code(), ErrorCode::DatabaseExists);
     assert_eq!(err.http_status(), 409);
@@ -214,10 +214,7 @@ fn force_swaps_a_populated_target() {
         "one,two"
     );
     assert_eq!(query(&target, "SELECT to_regclass('keep') IS NULL"), "t");
-    let leftovers: Vec<String> = support::list_databases()
-        .into_iter()
-        .filter(|db| db.starts_with("_srst_old_"))
-        .collect();
+    let leftovers = old_copies_left();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     support::drop_database(&target);
 }
@@ -225,16 +222,12 @@ fn force_swaps_a_populated_target() {
 #[test]
 fn two_restores_run_at_once() {
     let fixture = Fixture::new();
-    fixture.write("b.sql", format!("{GOOD}SELECT pg_sleep(1);\n").as_bytes());
+    write_sleeping(&fixture, "b.sql", 1);
     let targets = [unique("twin"), unique("twin")];
     let ids: Vec<String> = targets
         .iter()
         .map(|target| {
-            let request = RestoreRequest {
-                backup_name: "b.sql".into(),
-                target_database: target.clone(),
-                options: RestoreOptions::default(),
-            };
+            let request = request("b.sql", target, RestoreOptions::default());
             fixture
                 .engine
                 .create_restore(request)
@@ -261,13 +254,9 @@ fn two_restores_run_at_once() {
 #[test]
 fn a_second_restore_into_the_same_target_is_refused_while_the_first_runs() {
     let fixture = Fixture::new();
-    fixture.write("b.sql", format!("{GOOD}SELECT pg_sleep(2);\n").as_bytes());
+    write_sleeping(&fixture, "b.sql", 2);
     let target = unique("same");
-    let request = RestoreRequest {
-        backup_name: "b.sql".into(),
-        target_database: target.clone(),
-        options: RestoreOptions::default(),
-    };
+    let request = request("b.sql", &target, RestoreOptions::default());
     let first = fixture
         .engine
         .create_restore(request.clone())
@@ -287,11 +276,7 @@ fn events_end_with_the_final_status() {
     let fixture = Fixture::new();
     fixture.write("b.sql", GOOD.as_bytes());
     let target = unique("events");
-    let request = RestoreRequest {
-        backup_name: "b.sql".into(),
-        target_database: target.clone(),
-        options: RestoreOptions::default(),
-    };
+    let request = request("b.sql", &target, RestoreOptions::default());
     let started = fixture.engine.create_restore(request).expect("accepted");
     assert!(started.restore_id.starts_with("rst_"));
     assert!(started.estimated_completion.is_some());
@@ -377,28 +362,19 @@ fn a_restore_that_cannot_fit_fails_with_insufficient_space_before_writing() {
 #[test]
 fn restores_beyond_the_concurrency_limit_are_rate_limited() {
     let fixture = Fixture::with(|config| config.max_concurrent_restores = 1);
-    fixture.write(
-        "slow.sql",
-        format!("{GOOD}SELECT pg_sleep(2);\n").as_bytes(),
-    );
+    write_sleeping(&fixture, "slow.sql", 2);
     let engine = &fixture.engine;
-    let request = |target: String| RestoreRequest {
-        backup_name: "slow.sql".into(),
-        target_database: target,
-        options: RestoreOptions::default(),
-    };
+    let slow = |target: &str| request("slow.sql", target, RestoreOptions::default());
     let (first, second) = (unique("limit"), unique("limit"));
-    let started = engine
-        .create_restore(request(first.clone()))
-        .expect("accepted");
-    let err = engine.create_restore(request(second.clone())).unwrap_err();
+    let started = engine.create_restore(slow(&first)).expect("accepted");
+    let err = engine.create_restore(slow(&second)).unwrap_err();
     assert_eq!(err.code(), ErrorCode::RateLimitExceeded);
     assert_eq!(err.http_status(), 429);
     assert_eq!(err.details()["limit"], 1);
     let done = engine.wait_restore(&started.restore_id, None).unwrap();
     assert_eq!(done.status, RestoreState::Completed);
     let status = engine
-        .create_restore(request(second.clone()))
+        .create_restore(slow(&second))
         .expect("a place is free again");
     engine.wait_restore(&status.restore_id, None).unwrap();
     support::drop_database(&first);
@@ -426,20 +402,10 @@ fn a_restore_whose_own_connection_was_killed_still_drops_its_staging() {
 #[test]
 fn restores_of_two_engines_into_one_target_do_not_collide() {
     let fixture = Fixture::new();
-    fixture.write(
-        "slow.sql",
-        format!("{GOOD}SELECT pg_sleep(2);\n").as_bytes(),
-    );
+    write_sleeping(&fixture, "slow.sql", 2);
     let (first, second) = (&fixture.engine, fixture.another_engine());
     let target = unique("contended");
-    let request = RestoreRequest {
-        backup_name: "slow.sql".into(),
-        target_database: target.clone(),
-        options: RestoreOptions {
-            force: true,
-            ..Default::default()
-        },
-    };
+    let request = request("slow.sql", &target, force());
     let running = first.create_restore(request.clone()).unwrap();
     while first
         .restore_status(&running.restore_id)
@@ -459,10 +425,7 @@ fn restores_of_two_engines_into_one_target_do_not_collide() {
     assert_eq!(other.error_code(), Some(ErrorCode::DatabaseExists));
     assert_eq!(done.status, RestoreState::Completed, "{:?}", done.error);
     assert!(staging_left(&other).is_empty());
-    let leftovers: Vec<String> = support::list_databases()
-        .into_iter()
-        .filter(|db| db.starts_with("_srst_old_"))
-        .collect();
+    let leftovers = old_copies_left();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     support::drop_database(&target);
 }

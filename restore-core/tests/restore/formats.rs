@@ -1,9 +1,9 @@
 //! Backups are recognised by their bytes, decoded whole, and refused with a reason when not.
 
-use restore_core::{ErrorCode, RestoreOptions, RestoreRequest, RestoreState};
+use restore_core::{ErrorCode, RestoreOptions, RestoreState};
 
 use crate::harness::{
-    gzip, make_source, pg_dump, query, staging_left, unique, zstd_frame, Fixture,
+    gzip, make_source, pg_dump, query, request, staging_left, unique, zstd_frame, Fixture,
 };
 use crate::support;
 
@@ -122,11 +122,7 @@ fn a_custom_archive_is_refused_with_what_it_is() {
     fixture.write("custom.dump", &pg_dump(&source, &["-Fc"]));
     fixture.write("archive.tar", &pg_dump(&source, &["-Ft"]));
     for (name, what) in [("custom.dump", "custom"), ("archive.tar", "tar")] {
-        let request = RestoreRequest {
-            backup_name: name.into(),
-            target_database: unique("refused"),
-            options: RestoreOptions::default(),
-        };
+        let request = request(name, &unique("refused"), RestoreOptions::default());
         let err = fixture.engine.create_restore(request).unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidRequest);
         assert!(err.message().contains(what), "{}", err.message());
@@ -138,19 +134,15 @@ fn a_custom_archive_is_refused_with_what_it_is() {
 fn names_outside_the_backup_directory_are_invalid_and_missing_ones_not_found() {
     let fixture = Fixture::new();
     for name in ["../etc/passwd", "/etc/passwd", "a/b.sql", "x\0y"] {
-        let request = RestoreRequest {
-            backup_name: name.into(),
-            target_database: unique("bad_name"),
-            options: RestoreOptions::default(),
-        };
+        let request = request(name, &unique("bad_name"), RestoreOptions::default());
         let err = fixture.engine.create_restore(request).unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidRequest, "{name}");
     }
-    let request = RestoreRequest {
-        backup_name: "missing.sql.gz".into(),
-        target_database: unique("missing"),
-        options: RestoreOptions::default(),
-    };
+    let request = request(
+        "missing.sql.gz",
+        &unique("missing"),
+        RestoreOptions::default(),
+    );
     let err = fixture.engine.create_restore(request).unwrap_err();
     assert_eq!(err.code(), ErrorCode::BackupNotFound);
     assert_eq!(err.http_status(), 404);

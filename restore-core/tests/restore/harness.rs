@@ -48,14 +48,9 @@ impl Fixture {
 
     /// Starts a restore and waits for it to end.
     pub fn restore(&self, name: &str, target: &str, options: RestoreOptions) -> RestoreStatus {
-        let request = RestoreRequest {
-            backup_name: name.into(),
-            target_database: target.into(),
-            options,
-        };
         let started = self
             .engine
-            .create_restore(request)
+            .create_restore(request(name, target, options))
             .expect("restore accepted");
         let status = self
             .engine
@@ -66,6 +61,15 @@ impl Fixture {
             "restore still running after 300 s: {status:?}"
         );
         status
+    }
+}
+
+/// A request to restore `name` into `target`.
+pub fn request(name: &str, target: &str, options: RestoreOptions) -> RestoreRequest {
+    RestoreRequest {
+        backup_name: name.into(),
+        target_database: target.into(),
+        options,
     }
 }
 
