@@ -95,11 +95,7 @@ impl Engine {
         options: &Bound<'py, PyDict>,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let request = RestoreRequest {
-            backup_name,
-            target_database,
-            options: options_from_dict(options)?,
-        };
+        let request = restore_request(backup_name, target_database, options)?;
         let engine = self.engine.clone();
         let status = py.detach(|| {
             restore_core::runtime().block_on(bounded(
@@ -119,11 +115,7 @@ impl Engine {
         target_database: String,
         options: &Bound<'py, PyDict>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let request = RestoreRequest {
-            backup_name,
-            target_database,
-            options: options_from_dict(options)?,
-        };
+        let request = restore_request(backup_name, target_database, options)?;
         let engine = self.engine.clone();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let status = engine
@@ -200,4 +192,17 @@ async fn bounded<T>(
                     .with_detail("timeout_seconds", seconds),
             )
         })
+}
+
+/// The request a Python call describes, its options dict checked.
+fn restore_request(
+    backup_name: String,
+    target_database: String,
+    options: &Bound<'_, PyDict>,
+) -> PyResult<RestoreRequest> {
+    Ok(RestoreRequest {
+        backup_name,
+        target_database,
+        options: options_from_dict(options)?,
+    })
 }
