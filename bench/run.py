@@ -125,12 +125,18 @@ def configurations(with_zstd: bool) -> list[Config]:
 
 @dataclass
 class Measure:
-    """One timed run. CPU and memory are the engine process's; None for the client tools."""
+    """One timed run.
+
+    `cpu_seconds` is the restoring tool's own CPU time (the engine; pg_restore; gunzip or zstd
+    and psql together), `server_cpu_seconds` that of the PostgreSQL server's processes over the
+    run (None when the server is not on this machine). Peak RSS is the engine's only.
+    """
 
     wall_seconds: float
     cpu_seconds: float | None = None
     peak_rss_kib: int | None = None
     engine_seconds: float | None = None
+    server_cpu_seconds: float | None = None
 
 
 @dataclass
@@ -148,6 +154,18 @@ class Row:
     def cpu(self) -> float | None:
         values = [m.cpu_seconds for m in self.runs if m.cpu_seconds is not None]
         return statistics.median(values) if values else None
+
+    @property
+    def server_cpu(self) -> float | None:
+        values = [m.server_cpu_seconds for m in self.runs if m.server_cpu_seconds is not None]
+        return statistics.median(values) if values else None
+
+    @property
+    def cpu_floor(self) -> float | None:
+        """The least wall time the run's CPU work (tool and server) allows on this machine."""
+        if self.cpu is None or self.server_cpu is None:
+            return None
+        return (self.cpu + self.server_cpu) / (os.cpu_count() or 1)
 
     @property
     def peak_rss_mib(self) -> float | None:
@@ -211,6 +229,7 @@ class Server:
     url: str
     managed: bool  # the managed local server, rather than SECURERESTORE_DATABASE_URL
     started_here: bool
+    postmaster: int | None = None  # its process on this machine, when it is on this machine
 
     def database_url(self, database: str) -> str:
         parts = urllib.parse.urlsplit(self.url)
@@ -238,7 +257,73 @@ def start_server(tools: Tools, work_dir: Path, fast: bool) -> Server:
     superuser = "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
     if sql(tools, server, "postgres", superuser) != "t":
         raise BenchError("the server's user must be a superuser")
+    server.postmaster = find_postmaster(
+        int(sql(tools, server, "postgres", "SELECT pg_backend_pid()"))
+    )
     return server
+
+
+def find_postmaster(backend: int) -> int | None:
+    """The server's postmaster: the parent of one of its backends, if that runs on this machine.
+
+    A backend of a server elsewhere may share its number with an unrelated local process, so
+    the parent must also be a postgres process that has the backend's data directory open.
+    """
+    try:
+        status = Path(f"/proc/{backend}/status").read_text()
+        parent = int(
+            next(line for line in status.splitlines() if line.startswith("PPid:")).split()[1]
+        )
+        if Path(f"/proc/{parent}/comm").read_text().strip() not in ("postgres", "postmaster"):
+            return None
+    except (OSError, StopIteration, ValueError):
+        return None
+    return parent
+
+
+def server_cpu_seconds(postmaster: int | None) -> float | None:
+    """CPU time of the server so far: the postmaster, its live children, and those it reaped.
+
+    Backends that ended are counted through the postmaster's children times, which the kernel
+    adds when the postmaster waits for them; the ones alive (checkpointer, WAL writer,
+    autovacuum) through their own.
+    """
+    if postmaster is None:
+        return None
+    ticks = 0
+    try:
+        for pid in [postmaster, *children(postmaster)]:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            # Fields 14-17 of proc(5): utime, stime, cutime, cstime; the list starts at field 3.
+            utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
+            ticks += utime + stime + (cutime + cstime if pid == postmaster else 0)
+    except (OSError, ValueError):
+        return None
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def children(parent: int) -> list[int]:
+    try:
+        return [
+            int(pid) for pid in Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        ]
+    except OSError:
+        pass
+    # Kernels built without the children list: every process's parent, from its status.
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        ppid = next(
+            (line.split()[1] for line in status.splitlines() if line.startswith("PPid:")), ""
+        )
+        if ppid == str(parent):
+            found.append(int(entry.name))
+    return found
 
 
 def stop_server(tools: Tools, server: Server) -> None:
@@ -513,7 +598,13 @@ def decompressor(tools: Tools, ds: Dataset, config: Config) -> list[str]:
     return ["gunzip", "-c", backup]
 
 
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_psql_pipeline(decompress: list[str], restore: list[str]) -> Measure:
+    before = children_cpu()
     started = time.monotonic()
     reader = subprocess.Popen(decompress, stdout=subprocess.PIPE)
     loader = subprocess.Popen(restore, stdin=reader.stdout, stderr=subprocess.PIPE)
@@ -524,7 +615,7 @@ def run_psql_pipeline(decompress: list[str], restore: list[str]) -> Measure:
 
     if reader.returncode or loader.returncode:
         raise BenchError(f"{shown(decompress)} | {shown(restore)} failed:\n{errors.decode()}")
-    return Measure(wall_seconds=wall)
+    return Measure(wall_seconds=wall, cpu_seconds=children_cpu() - before)
 
 
 def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[str, Measure]:
@@ -559,17 +650,26 @@ def run_once(tools: Tools, server: Server, ds: Dataset, config: Config, target: 
     prepare_target(tools, server, target, create=config.runner != "engine")
     cmd = command(tools, server, ds, config, target)
 
+    server_before = server_cpu_seconds(server.postmaster)
     if config.runner == "psql":
-        return run_psql_pipeline(decompressor(tools, ds, config), cmd)
-    if config.runner == "pg_restore":
+        measure = run_psql_pipeline(decompressor(tools, ds, config), cmd)
+    elif config.runner == "pg_restore":
+        before = children_cpu()
         started = time.monotonic()
         run(cmd)
-        return Measure(wall_seconds=time.monotonic() - started)
-    out, measure = run_measured(cmd, env=engine_env(server))
-    status = json.loads(out)
-    if status.get("status") != "completed":
-        raise BenchError(f"{config.name}: the engine reported {status.get('status')}: {out}")
-    measure.engine_seconds = status["duration_seconds"]
+        wall = time.monotonic() - started
+        measure = Measure(wall_seconds=wall, cpu_seconds=children_cpu() - before)
+    else:
+        out, measure = run_measured(cmd, env=engine_env(server))
+        status = json.loads(out)
+        if status.get("status") != "completed":
+            raise BenchError(f"{config.name}: the engine reported {status.get('status')}: {out}")
+        measure.engine_seconds = status["duration_seconds"]
+    # The tool's connections end as it exits; give the postmaster a moment to reap them.
+    time.sleep(0.3)
+    server_after = server_cpu_seconds(server.postmaster)
+    if server_before is not None and server_after is not None:
+        measure.server_cpu_seconds = server_after - server_before
     return measure
 
 
@@ -692,8 +792,9 @@ def fmt(value: float | None, digits: int = 2) -> str:
 def restore_table(rows: list[Row], main: Dataset, small: Dataset) -> str:
     by_name = {row.config.name: row for row in rows}
     lines = [
-        "| configuration | scale | wall s | \u00d7 baseline | engine s | CPU s | peak RSS MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| configuration | scale | wall s | \u00d7 baseline | engine s | tool CPU s "
+        "| server CPU s | CPU floor s | peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         baseline = by_name.get(row.config.baseline)
@@ -704,31 +805,45 @@ def restore_table(rows: list[Row], main: Dataset, small: Dataset) -> str:
         lines.append(
             f"| {label} | {scale:g} | {row.wall:.2f} | {fmt(ratio)} | "
             f"{fmt(statistics.median(engine) if engine else None)} | {fmt(row.cpu)} | "
-            f"{fmt(row.peak_rss_mib, 1)} |"
+            f"{fmt(row.server_cpu)} | {fmt(row.cpu_floor)} | {fmt(row.peak_rss_mib, 1)} |"
         )
     return "\n".join(lines)
 
 
 def restore_targets(rows: list[Row]) -> list[str]:
     """The targets README.md sets for the restore table, each met or missed."""
-    wall = {row.config.name: row.wall for row in rows}
+    by_name = {row.config.name: row for row in rows}
+    wall = {name: row.wall for name, row in by_name.items()}
     verdicts = []
+
+    def compare(name: str, baseline: str, limit: float) -> None:
+        runs = [m.wall_seconds for m in by_name[name].runs]
+        base = [m.wall_seconds for m in by_name[baseline].runs]
+        paired = statistics.median(a / b for a, b in zip(runs, base))
+        ratio = wall[name] / wall[baseline]
+        verdicts.append(verdict(f"{name} / {baseline}", ratio, limit, paired=paired))
+
     engine_gz = [n for n in wall if n.startswith("engine-gz-")]
     if engine_gz:
         best = min(engine_gz, key=wall.get)
         for baseline, limit in (("psql-gz", 0.60), ("pg_restore-j2", 0.95)):
             if baseline in wall:
-                verdicts.append(verdict(f"{best} / {baseline}", wall[best] / wall[baseline], limit))
+                compare(best, baseline, limit)
     if "engine-inserts-j2" in wall and "psql-inserts" in wall:
-        ratio = wall["engine-inserts-j2"] / wall["psql-inserts"]
-        verdicts.append(verdict("engine-inserts-j2 / psql-inserts", ratio, 1.0))
+        compare("engine-inserts-j2", "psql-inserts", 1.0)
     return verdicts
 
 
-def verdict(what: str, value: float, limit: float, at_least: bool = False) -> str:
+def verdict(
+    what: str, value: float, limit: float, at_least: bool = False, paired: float | None = None
+) -> str:
+    """One target, judged on the ratio of medians. `paired` is the median of the ratios of the
+    runs made in the same round, shown beside it: the machine's speed drifts over minutes, and a
+    ratio within one round is less exposed to that drift than a ratio of two medians."""
     met = value >= limit if at_least else value <= limit
     sign = "≥" if at_least else "≤"
-    return f"{what}: {value:.3f} (target {sign} {limit:g}) — {'met' if met else 'MISSED'}"
+    within = "" if paired is None else f", {paired:.3f} within rounds"
+    return f"{what}: {value:.3f}{within} (target {sign} {limit:g}) — {'met' if met else 'MISSED'}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -739,7 +854,7 @@ def decode_throughput(tools: Tools, ds: Dataset, keys: list[str], reps: int) -> 
     """MiB/s of the engine's decoder alone, with 1 and 2 threads, on each backup."""
     results = []
     for key in keys:
-        entry = {"backup": BACKUPS[key].file, "mib_per_s": {}}
+        entry: dict = {"backup": BACKUPS[key].file, "mib_per_s": {}}
         speeds: dict[int, list[float]] = {1: [], 2: []}
         # The thread counts take turns, so that a slow spell of the machine hits both alike.
         for _ in range(reps):
@@ -757,6 +872,7 @@ def decode_throughput(tools: Tools, ds: Dataset, keys: list[str], reps: int) -> 
                 ]
                 report = json.loads(run(cmd))
                 speeds[threads].append(report["decoded_bytes"] / MIB / max(report["seconds"], 1e-9))
+        entry["paired_speedup"] = statistics.median(b / a for a, b in zip(speeds[1], speeds[2]))
         for threads in (1, 2):
             entry["mib_per_s"][threads] = statistics.median(speeds[threads])
             print(
@@ -786,6 +902,7 @@ def decode_targets(results: list[dict]) -> list[str]:
             e["mib_per_s"][2] / e["mib_per_s"][1],
             1.8,
             at_least=True,
+            paired=e.get("paired_speedup"),
         )
         for e in results
         if e["backup"].startswith("sample-packed")
