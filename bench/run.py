@@ -257,27 +257,37 @@ def start_server(tools: Tools, work_dir: Path, fast: bool) -> Server:
     superuser = "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
     if sql(tools, server, "postgres", superuser) != "t":
         raise BenchError("the server's user must be a superuser")
-    server.postmaster = find_postmaster(
-        int(sql(tools, server, "postgres", "SELECT pg_backend_pid()"))
-    )
+    backend, data_directory = sql(
+        tools, server, "postgres", "SELECT pg_backend_pid(), current_setting('data_directory')"
+    ).split("|")
+    server.postmaster = find_postmaster(int(backend), data_directory)
     return server
 
 
-def find_postmaster(backend: int) -> int | None:
+def find_postmaster(backend: int, data_directory: str) -> int | None:
     """The server's postmaster: the parent of one of its backends, if that runs on this machine.
 
     A backend of a server elsewhere may share its number with an unrelated local process, so
-    the parent must also be a postgres process that has the backend's data directory open.
+    both must be postgres processes, and the parent must work in the server's data directory
+    where this user may see that (the postmaster's working directory is its data directory).
     """
+
+    def is_postgres(pid: int) -> bool:
+        return Path(f"/proc/{pid}/comm").read_text().strip() in ("postgres", "postmaster")
+
     try:
         status = Path(f"/proc/{backend}/status").read_text()
-        parent = int(
-            next(line for line in status.splitlines() if line.startswith("PPid:")).split()[1]
-        )
-        if Path(f"/proc/{parent}/comm").read_text().strip() not in ("postgres", "postmaster"):
+        ppid = next(line for line in status.splitlines() if line.startswith("PPid:"))
+        parent = int(ppid.split()[1])
+        if not (is_postgres(backend) and is_postgres(parent)):
             return None
     except (OSError, StopIteration, ValueError):
         return None
+    try:
+        if Path(f"/proc/{parent}/cwd").resolve() != Path(data_directory).resolve():
+            return None
+    except OSError:
+        pass  # another user's process: its working directory is not ours to see
     return parent
 
 
