@@ -1,7 +1,7 @@
 //! Running a dump's items against the staging database.
 //!
 //! The loader receives items in file order. Statements run in that order on one control
-//! connection; COPY blocks are cut into batches of whole rows that the workers load
+//! connection, runs of `INSERT`s sent without waiting for each answer; COPY blocks are cut into batches of whole rows that the workers load
 //! concurrently, and the next statement waits for them. In post-data, runs of index and
 //! constraint builds, and then of foreign keys, are spread over the workers, one at a time on a
 //! table except `CREATE INDEX`es, which may share one. Statements that touch the database itself
@@ -11,9 +11,12 @@
 mod session;
 mod worker;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -23,7 +26,7 @@ use tokio_postgres::Client;
 use crate::dump::{Item, MetaCommand, Statement, TocEntry};
 use crate::error::{RestoreError, Result};
 use crate::job::{OnError, Operation, Progress, StatementError};
-use crate::plan::{classify, copy_target, Action, Build, PlanOptions};
+use crate::plan::{answers_without_rows, classify, copy_target, Action, Build, PlanOptions};
 use crate::server::{describe_db_error, execute_one, quote_ident, Server};
 use crate::staging;
 use session::Session;
@@ -57,7 +60,10 @@ pub(crate) struct Loader {
     settings: LoadSettings,
     progress: Arc<Progress>,
     session: Session,
-    control: Option<Client>,
+    control: Option<Arc<Client>>,
+    /// Statements sent on the control connection, oldest first, not yet answered.
+    in_flight: VecDeque<InFlight>,
+    in_flight_bytes: usize,
     workers: Vec<WorkerHandle>,
     copy_failed: Arc<AtomicBool>,
     copy: Option<Arc<CopyBlock>>,
@@ -72,6 +78,23 @@ pub(crate) struct Loader {
     connected_db: Option<String>,
     create_options: Option<String>,
     outcome: LoadOutcome,
+}
+
+/// At most this many statements, and this many bytes of them, are sent on the control
+/// connection before the first of them has answered.
+const PIPELINE_STATEMENTS: usize = 256;
+const PIPELINE_BYTES: usize = 8 << 20;
+
+type Answer = Pin<Box<dyn Future<Output = std::result::Result<(), tokio_postgres::Error>> + Send>>;
+
+/// A statement sent on the control connection whose answer has not been read yet.
+struct InFlight {
+    /// Only ever used through `&mut`; the mutex makes the loader shareable across the awaits
+    /// of its `&self` methods without asking the future to be `Sync`.
+    answer: Mutex<Answer>,
+    line: u64,
+    object: Option<String>,
+    bytes: usize,
 }
 
 /// A post-data build waiting for its run to be scheduled.
@@ -127,6 +150,8 @@ impl Loader {
             progress,
             session: Session::default(),
             control: None,
+            in_flight: VecDeque::new(),
+            in_flight_bytes: 0,
             workers: Vec::new(),
             copy_failed: Arc::new(AtomicBool::new(false)),
             copy: None,
@@ -260,6 +285,7 @@ impl Loader {
             Action::Setting { name, value } => self.setting(&stmt, &name, value).await,
             Action::Concurrent(build) => {
                 self.ensure_connected().await?;
+                self.drain().await?;
                 if self
                     .run
                     .first()
@@ -280,11 +306,13 @@ impl Loader {
             }
             Action::Barrier => {
                 self.ensure_connected().await?;
-                self.barrier().await?;
+                self.settle_workers().await?;
                 self.progress
                     .set_operation(operation_of(toc.as_deref(), false));
                 let sql = self.text(&stmt)?;
-                self.run_on_control(&sql, stmt.line, toc.as_deref()).await
+                let pipelined = answers_without_rows(&stmt.sql);
+                self.run_on_control(&sql, stmt.line, toc.as_deref(), pipelined)
+                    .await
             }
             Action::Skip(reason) => {
                 tracing::debug!(line = stmt.line, reason, "statement skipped");
@@ -331,6 +359,7 @@ impl Loader {
                 Ok(())
             }
             Action::DatabaseLevel { name, prefix, rest } => {
+                self.drain().await?;
                 self.database_level(&stmt, &name, &prefix, &rest).await
             }
         }
@@ -478,30 +507,103 @@ impl Loader {
             workers.push(worker::spawn(id, client, self.copy_failed.clone()));
         }
         tracing::debug!(workers = workers.len(), database = %staging, "connected");
-        self.control = Some(control);
+        self.control = Some(Arc::new(control));
         self.workers = workers;
         Ok(())
     }
 
-    async fn run_on_control(&mut self, sql: &str, line: u64, toc: Option<&TocEntry>) -> Result<()> {
+    /// Runs a statement on the control connection; a `pipelined` one is sent without waiting
+    /// for its answer.
+    ///
+    /// The server runs the statements of one connection one after another, each in its own
+    /// transaction, as psql would send them; sending the next before the last has answered only
+    /// saves the round trip, which is most of the time of a dump made of single-row `INSERT`s.
+    /// Answers are read in order, so a failure is reported with its own line. Only statements
+    /// whose answers hold no rows are pipelined: reading rows may need the client to look a type
+    /// up with a query of its own, which would queue behind the statements sent after them.
+    /// Every other statement, and anything that works on another connection, first waits for
+    /// every answer ([`Loader::drain`]).
+    async fn run_on_control(
+        &mut self,
+        sql: &str,
+        line: u64,
+        toc: Option<&TocEntry>,
+        pipelined: bool,
+    ) -> Result<()> {
         let control = self
             .control
-            .as_ref()
+            .clone()
             .expect("connected before running statements");
-        match execute_one(control, sql).await {
+        if !pipelined {
+            self.drain().await?;
+            let result = execute_one(&control, sql).await;
+            return self.answered(line, object_of(toc), result);
+        }
+        let bytes = sql.len();
+        let sql = sql.to_owned();
+        let mut answer: Answer = Box::pin(async move { execute_one(&control, &sql).await });
+        // One poll hands the statement to the connection, so statements leave in file order.
+        let first = std::future::poll_fn(|cx| Poll::Ready(answer.as_mut().poll(cx))).await;
+        if let Poll::Ready(result) = first {
+            return self.answered(line, object_of(toc), result);
+        }
+        let answer = InFlight {
+            answer: Mutex::new(answer),
+            line,
+            object: object_of(toc),
+            bytes,
+        };
+        self.in_flight_bytes += bytes;
+        self.in_flight.push_back(answer);
+        while self.in_flight.len() > PIPELINE_STATEMENTS || self.in_flight_bytes > PIPELINE_BYTES {
+            self.settle_oldest().await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the answer of the oldest statement in flight on the control connection.
+    async fn settle_oldest(&mut self) -> Result<()> {
+        let Some(oldest) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        self.in_flight_bytes -= oldest.bytes;
+        let answer = oldest
+            .answer
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let result = answer.await;
+        self.answered(oldest.line, oldest.object, result)
+    }
+
+    /// Waits for every statement in flight on the control connection, in order.
+    async fn drain(&mut self) -> Result<()> {
+        while !self.in_flight.is_empty() {
+            self.settle_oldest().await?;
+        }
+        Ok(())
+    }
+
+    fn answered(
+        &self,
+        line: u64,
+        object: Option<String>,
+        result: std::result::Result<(), tokio_postgres::Error>,
+    ) -> Result<()> {
+        match result {
             Ok(()) => {
                 self.progress.count_statement();
                 Ok(())
             }
             Err(err) => {
                 let (message, sqlstate) = describe_db_error(&err);
-                self.statement_failed(line, object_of(toc), DbFailure { message, sqlstate })
+                self.statement_failed(line, object, DbFailure { message, sqlstate })
             }
         }
     }
 
     async fn begin_copy(&mut self, stmt: Statement) -> Result<()> {
         self.ensure_connected().await?;
+        self.drain().await?;
         self.run_pending_builds().await?;
         self.progress.set_operation(Operation::RestoringData);
         let sql = self.text(&stmt)?;
@@ -611,8 +713,14 @@ impl Loader {
         RestoreError::failed("a worker connection ended unexpectedly")
     }
 
-    /// Waits for every COPY and build in flight, then checks what they loaded.
+    /// Waits for every statement, COPY and build in flight, then checks what they loaded.
     async fn barrier(&mut self) -> Result<()> {
+        self.drain().await?;
+        self.settle_workers().await
+    }
+
+    /// Waits for the workers: runs the pending builds and closes the open COPY.
+    async fn settle_workers(&mut self) -> Result<()> {
         self.run_pending_builds().await?;
         self.end_open_copy().await
     }

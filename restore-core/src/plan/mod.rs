@@ -286,6 +286,17 @@ fn classify_build(words: &[Word], toc: Option<&TocEntry>) -> Option<Build> {
     None
 }
 
+/// True for an `INSERT` without `RETURNING`: its answer holds no rows, so reading it needs
+/// nothing more from the server, and the loader may send it before the statements ahead of it
+/// have answered. The word `returning` anywhere in the text, a value's included, counts.
+pub(crate) fn answers_without_rows(sql: &[u8]) -> bool {
+    let words = leading_words(sql, 1);
+    words.first().is_some_and(|word| word.is("insert"))
+        && !sql
+            .windows(b"returning".len())
+            .any(|window| window.eq_ignore_ascii_case(b"returning"))
+}
+
 /// The table a `COPY … FROM stdin` loads, quoted for SQL (`"public"."t"`), as the session's
 /// search path resolves it.
 pub(crate) fn copy_target(sql: &[u8]) -> Option<String> {

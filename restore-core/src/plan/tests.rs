@@ -249,3 +249,24 @@ fn user_mappings_of_foreign_servers_are_not_roles() {
         Action::Barrier
     );
 }
+
+#[test]
+fn only_inserts_without_returning_answer_without_rows() {
+    assert!(answers_without_rows(b"INSERT INTO t VALUES (1, 'a');"));
+    assert!(answers_without_rows(
+        b"-- row 1\n  insert into t values (1);"
+    ));
+    assert!(!answers_without_rows(
+        b"INSERT INTO t VALUES (1) RETURNING id;"
+    ));
+    assert!(!answers_without_rows(
+        b"INSERT INTO t VALUES ('Returning soon');"
+    ));
+    assert!(!answers_without_rows(
+        b"SELECT pg_catalog.setval('s', 1, true);"
+    ));
+    assert!(!answers_without_rows(
+        b"WITH r AS (SELECT 1) INSERT INTO t SELECT * FROM r;"
+    ));
+    assert!(!answers_without_rows(b"\"insert\" ();"));
+}

@@ -425,3 +425,112 @@ fn a_block_the_server_stores_fewer_rows_of_fails_the_restore() {
     );
     assert!(message.contains("line 2"), "{message}");
 }
+
+/// `CREATE TABLE t`, then one single-row `INSERT` per line from line 2 on; the rows whose
+/// numbers are in `bad` get a value the column refuses.
+fn insert_dump(rows: usize, bad: &[usize]) -> String {
+    let mut sql = String::from("CREATE TABLE t (id int PRIMARY KEY, v text);\n");
+    for id in 1..=rows {
+        if bad.contains(&id) {
+            sql.push_str(&format!(
+                "INSERT INTO t VALUES ('not a number {id}', 'v');\n"
+            ));
+        } else {
+            sql.push_str(&format!("INSERT INTO t VALUES ({id}, 'v{id}');\n"));
+        }
+    }
+    sql
+}
+
+#[test]
+fn single_row_inserts_run_in_file_order_before_anything_that_follows() {
+    // Every statement after the inserts depends on all of them having run, in order: the
+    // column added after row 1000 has its default in those rows and an index built on another
+    // connection right after finds it, the update and the table made from a query see every
+    // row, and the COPY, on another connection too, loads a table created just before.
+    let mut sql = insert_dump(1000, &[]);
+    sql.push_str(
+        "ALTER TABLE t ADD COLUMN w int DEFAULT 7;\n\
+         INSERT INTO t VALUES (1001, 'last', 8);\n\
+         -- Name: t_w_idx; Type: INDEX; Schema: public; Owner: x\n\
+         CREATE INDEX t_w_idx ON public.t USING btree (w);\n\
+         UPDATE t SET v = v || '!' WHERE id <= 10;\n\
+         CREATE TABLE counted AS SELECT count(*) AS n, sum(w) AS w FROM t;\n\
+         CREATE TABLE copied (id int);\n\
+         COPY copied (id) FROM stdin;\n1\n2\n\\.\n",
+    );
+    let target = completed(sql.as_bytes());
+    assert_eq!(
+        query(&target, "SELECT n || ' ' || w FROM counted"),
+        "1001 7008"
+    );
+    assert_eq!(
+        query(&target, "SELECT count(*) FROM t WHERE v LIKE '%!'"),
+        "10"
+    );
+    assert_eq!(query(&target, "SELECT count(*) FROM copied"), "2");
+    assert_eq!(
+        query(
+            &target,
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 't_w_idx'"
+        ),
+        "1"
+    );
+    support::drop_database(&target);
+}
+
+#[test]
+fn a_failing_insert_among_hundreds_fails_the_restore_with_its_own_line() {
+    let sql = insert_dump(600, &[400]);
+    let (target, status) = restore_sql(sql.as_bytes(), RestoreOptions::default());
+    assert_eq!(status.status, RestoreState::Failed);
+    let error = status.error.clone().expect("error");
+    assert!(
+        error.message().contains("dump.sql, line 401"),
+        "{}",
+        error.message()
+    );
+    assert!(
+        error.message().contains("invalid input syntax"),
+        "{}",
+        error.message()
+    );
+    assert_eq!(error.details()["line"], 401);
+    assert!(!support::database_exists(&target));
+    assert!(staging_left(&status).is_empty());
+}
+
+#[test]
+fn on_error_continue_reports_each_failing_insert_and_keeps_the_others() {
+    let sql = insert_dump(600, &[17, 523]);
+    let options = RestoreOptions {
+        on_error: OnError::Continue,
+        ..Default::default()
+    };
+    let (target, status) = restore_sql(sql.as_bytes(), options);
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    let lines: Vec<u64> = status.errors.iter().map(|e| e.line).collect();
+    assert_eq!(lines, [18, 524], "{:?}", status.errors);
+    assert_eq!(query(&target, "SELECT count(*) FROM t"), "598");
+    support::drop_database(&target);
+}
+
+#[test]
+fn a_query_answering_with_a_type_of_the_dump_between_inserts_completes() {
+    // Reading the answer of `SELECT 'happy'::mood` makes the client look the type up with a
+    // query of its own, which would wait behind any statement sent after the select.
+    let mut sql = String::from("CREATE TYPE mood AS ENUM ('happy');\n");
+    sql.push_str(&insert_dump(300, &[]));
+    sql.push_str("SELECT 'happy'::mood;\n");
+    for id in 301..=600 {
+        sql.push_str(&format!("INSERT INTO t VALUES ({id}, 'v{id}');\n"));
+    }
+    let options = RestoreOptions {
+        timeout_seconds: Some(60),
+        ..Default::default()
+    };
+    let (target, status) = restore_sql(sql.as_bytes(), options);
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    assert_eq!(query(&target, "SELECT count(*) FROM t"), "600");
+    support::drop_database(&target);
+}
