@@ -257,17 +257,23 @@ def start_server(tools: Tools, work_dir: Path, fast: bool) -> Server:
     superuser = "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
     if sql(tools, server, "postgres", superuser) != "t":
         raise BenchError("the server's user must be a superuser")
-    backend, data_directory = sql(
-        tools, server, "postgres", "SELECT pg_backend_pid(), current_setting('data_directory')"
+    # The checkpointer lives as long as the server; a psql session's backend may be gone by
+    # the time its number is looked up.
+    process, data_directory = sql(
+        tools,
+        server,
+        "postgres",
+        "SELECT pid, current_setting('data_directory') FROM pg_stat_activity "
+        "WHERE backend_type = 'checkpointer'",
     ).split("|")
-    server.postmaster = find_postmaster(int(backend), data_directory)
+    server.postmaster = find_postmaster(int(process), data_directory)
     return server
 
 
-def find_postmaster(backend: int, data_directory: str) -> int | None:
-    """The server's postmaster: the parent of one of its backends, if that runs on this machine.
+def find_postmaster(child: int, data_directory: str) -> int | None:
+    """The server's postmaster: the parent of one of its processes, if that runs on this machine.
 
-    A backend of a server elsewhere may share its number with an unrelated local process, so
+    A process of a server elsewhere may share its number with an unrelated local process, so
     both must be postgres processes, and the parent must work in the server's data directory
     where this user may see that (the postmaster's working directory is its data directory).
     """
@@ -276,10 +282,10 @@ def find_postmaster(backend: int, data_directory: str) -> int | None:
         return Path(f"/proc/{pid}/comm").read_text().strip() in ("postgres", "postmaster")
 
     try:
-        status = Path(f"/proc/{backend}/status").read_text()
+        status = Path(f"/proc/{child}/status").read_text()
         ppid = next(line for line in status.splitlines() if line.startswith("PPid:"))
         parent = int(ppid.split()[1])
-        if not (is_postgres(backend) and is_postgres(parent)):
+        if not (is_postgres(child) and is_postgres(parent)):
             return None
     except (OSError, StopIteration, ValueError):
         return None
