@@ -1,8 +1,9 @@
 //! Running a dump's items against the staging database.
 //!
 //! The loader receives items in file order. Statements run in that order on one control
-//! connection, runs of `INSERT`s sent without waiting for each answer; COPY blocks are cut into batches of whole rows that the workers load
-//! concurrently, and the next statement waits for them. In post-data, runs of index and
+//! connection, runs of `INSERT`s sent without waiting for each answer; COPY blocks are cut into
+//! batches of whole rows that the workers load concurrently, and the next statement waits for
+//! them. In post-data, runs of index and
 //! constraint builds, and then of foreign keys, are spread over the workers, one at a time on a
 //! table except `CREATE INDEX`es, which may share one. Statements that touch the database itself
 //! are aimed at the staging database, and anything reaching beyond it is refused. Setting
@@ -311,7 +312,7 @@ impl Loader {
                     .set_operation(operation_of(toc.as_deref(), false));
                 let sql = self.text(&stmt)?;
                 let pipelined = answers_without_rows(&stmt.sql);
-                self.run_on_control(&sql, stmt.line, toc.as_deref(), pipelined)
+                self.run_on_control(sql, stmt.line, toc.as_deref(), pipelined)
                     .await
             }
             Action::Skip(reason) => {
@@ -525,7 +526,7 @@ impl Loader {
     /// every answer ([`Loader::drain`]).
     async fn run_on_control(
         &mut self,
-        sql: &str,
+        sql: String,
         line: u64,
         toc: Option<&TocEntry>,
         pipelined: bool,
@@ -536,11 +537,10 @@ impl Loader {
             .expect("connected before running statements");
         if !pipelined {
             self.drain().await?;
-            let result = execute_one(&control, sql).await;
+            let result = execute_one(&control, &sql).await;
             return self.answered(line, object_of(toc), result);
         }
         let bytes = sql.len();
-        let sql = sql.to_owned();
         let mut answer: Answer = Box::pin(async move { execute_one(&control, &sql).await });
         // One poll hands the statement to the connection, so statements leave in file order.
         let first = std::future::poll_fn(|cx| Poll::Ready(answer.as_mut().poll(cx))).await;
