@@ -3,16 +3,16 @@
 //! The loader receives items in file order. Statements run in that order on one control
 //! connection, runs of `INSERT`s sent without waiting for each answer; COPY blocks are cut into
 //! batches of whole rows that the workers load concurrently, and the next statement waits for
-//! them. In post-data, runs of index and
-//! constraint builds, and then of foreign keys, are spread over the workers, one at a time on a
-//! table except `CREATE INDEX`es, which may share one. Statements that touch the database itself
-//! are aimed at the staging database, and anything reaching beyond it is refused. Setting
+//! them. In post-data, runs of index, constraint and foreign-key builds are spread over the
+//! workers as their tables allow ([`schedule`]). Statements that touch the database itself are
+//! aimed at the staging database, and anything reaching beyond it is refused. Setting
 //! statements are remembered and replayed on every worker.
 
+mod schedule;
 mod session;
 mod worker;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +30,7 @@ use crate::job::{OnError, Operation, Progress, StatementError};
 use crate::plan::{answers_without_rows, classify, copy_target, Action, Build, PlanOptions};
 use crate::server::{describe_db_error, execute_one, quote_ident, Server};
 use crate::staging;
+use schedule::{next_startable, runs_alone, TableLocks};
 use session::Session;
 use worker::{CopyBlock, DbFailure, Task, WorkerHandle};
 
@@ -287,13 +288,6 @@ impl Loader {
             Action::Concurrent(build) => {
                 self.ensure_connected().await?;
                 self.drain().await?;
-                if self
-                    .run
-                    .first()
-                    .is_some_and(|first| !first.build.same_kind(&build))
-                {
-                    self.barrier().await?;
-                }
                 self.end_open_copy().await?;
                 let sql = self.text(&stmt)?;
                 let object = object_of(toc.as_deref());
@@ -773,10 +767,8 @@ impl Loader {
         Ok(())
     }
 
-    /// Runs the buffered post-data builds over the workers. Builds on one table run one at a
-    /// time, except `CREATE INDEX`es, which run beside each other as pg_restore runs them: their
-    /// SHARE locks do not conflict, and a large table's indexes are otherwise built in a row
-    /// while the other workers wait at the end of the run.
+    /// Runs the buffered post-data builds over the workers, each starting as soon as a worker
+    /// is free and its tables allow ([`schedule`]).
     async fn run_pending_builds(&mut self) -> Result<()> {
         if self.run.is_empty() {
             return Ok(());
@@ -784,7 +776,7 @@ impl Loader {
         self.end_open_copy().await?;
         self.progress.set_operation(Operation::BuildingIndexes);
         let mut pending = std::mem::take(&mut self.run);
-        let mut busy = TableLocks::default();
+        let mut locks = TableLocks::default();
         let mut idle: Vec<usize> = (0..self.workers.len()).rev().collect();
         let mut running = FuturesUnordered::new();
         let snapshot = self.session.snapshot();
@@ -792,16 +784,19 @@ impl Loader {
 
         loop {
             while first_error.is_none() && !idle.is_empty() {
-                let Some(at) = pending.iter().position(|p| busy.admits(&p.build)) else {
+                let Some(at) = next_startable(pending.iter().map(|p| &p.build), &locks) else {
                     break;
                 };
                 let build = pending.remove(at);
                 let worker = idle.pop().expect("an idle worker");
-                busy.take(&build.build);
+                locks.take(&build.build);
+                let pending_builds = pending.iter().map(|p| &p.build);
+                let alone = runs_alone(pending_builds, &locks, running.len(), idle.len());
                 let (done, answer) = oneshot::channel();
                 let task = Task::Run {
                     sql: build.sql.clone(),
                     session: snapshot.clone(),
+                    server_parallel: alone,
                     done,
                 };
                 self.send(worker, task).await?;
@@ -811,7 +806,7 @@ impl Loader {
                 break;
             };
             idle.push(worker);
-            busy.release(&build.build);
+            locks.release(&build.build);
             match answer {
                 Ok(Ok(())) => self.progress.count_statement(),
                 Ok(Err(failure)) => {
@@ -827,45 +822,6 @@ impl Loader {
         match first_error {
             Some(err) => Err(err),
             None => Ok(()),
-        }
-    }
-}
-
-/// The tables running builds hold: by how many shared builds, or by one that holds it alone.
-#[derive(Default)]
-struct TableLocks(HashMap<String, usize>);
-
-impl TableLocks {
-    /// Marks a table held by a build that does not share it.
-    const ALONE: usize = usize::MAX;
-
-    fn admits(&self, build: &Build) -> bool {
-        build.tables().iter().all(|table| match self.0.get(*table) {
-            None => true,
-            Some(&holders) => build.is_shared() && holders != Self::ALONE,
-        })
-    }
-
-    fn take(&mut self, build: &Build) {
-        for table in build.tables() {
-            let holders = self.0.entry(table.to_owned()).or_insert(0);
-            *holders = if build.is_shared() {
-                *holders + 1
-            } else {
-                Self::ALONE
-            };
-        }
-    }
-
-    fn release(&mut self, build: &Build) {
-        for table in build.tables() {
-            if let Some(holders) = self.0.get_mut(table) {
-                if build.is_shared() && *holders > 1 {
-                    *holders -= 1;
-                } else {
-                    self.0.remove(table);
-                }
-            }
         }
     }
 }
@@ -915,42 +871,7 @@ fn connect_target(args: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{connect_target, TableLocks};
-    use crate::plan::Build;
-
-    #[test]
-    fn create_index_shares_a_table_and_constraints_hold_it_alone() {
-        let index = |table: &str| Build::Index {
-            table: table.into(),
-            shared: true,
-        };
-        let pk = Build::Index {
-            table: "events".into(),
-            shared: false,
-        };
-        let fk = Build::ForeignKey {
-            table: "items".into(),
-            references: "events".into(),
-        };
-        let mut locks = TableLocks::default();
-        locks.take(&index("events"));
-        assert!(
-            locks.admits(&index("events")),
-            "two CREATE INDEX on one table"
-        );
-        assert!(!locks.admits(&pk) && !locks.admits(&fk));
-        locks.take(&index("events"));
-        locks.release(&index("events"));
-        assert!(!locks.admits(&pk), "one CREATE INDEX still runs");
-        locks.release(&index("events"));
-        assert!(locks.admits(&pk));
-
-        locks.take(&pk);
-        assert!(!locks.admits(&index("events")) && !locks.admits(&fk));
-        assert!(locks.admits(&index("items")));
-        locks.release(&pk);
-        assert!(locks.admits(&fk));
-    }
+    use super::connect_target;
 
     #[test]
     fn connect_targets_in_every_form_pg_dump_writes() {

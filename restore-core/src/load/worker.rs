@@ -56,10 +56,13 @@ pub(crate) enum Task {
         rows: Bytes,
         session: Arc<SessionSnapshot>,
     },
-    /// A statement to run, with where to send its outcome.
+    /// A statement to run, with where to send its outcome. `server_parallel` leaves the
+    /// server free to add its own parallel workers to a build; otherwise the build runs in
+    /// this worker's backend alone.
     Run {
         sql: String,
         session: Arc<SessionSnapshot>,
+        server_parallel: bool,
         done: oneshot::Sender<Result<(), DbFailure>>,
     },
     /// Close the open COPY, then answer.
@@ -85,6 +88,7 @@ pub(crate) fn spawn(id: usize, client: Client, copy_failed: Arc<AtomicBool>) -> 
         id,
         client,
         applied: None,
+        serial_builds: false,
         open: None,
         copy_failed,
     };
@@ -96,6 +100,8 @@ struct Worker {
     id: usize,
     client: Client,
     applied: Option<u64>,
+    /// The session holds `max_parallel_maintenance_workers = 0`.
+    serial_builds: bool,
     open: Option<OpenCopy>,
     copy_failed: Arc<AtomicBool>,
 }
@@ -115,9 +121,14 @@ impl Worker {
                     rows,
                     session,
                 } => self.load(block, rows, &session).await,
-                Task::Run { sql, session, done } => {
+                Task::Run {
+                    sql,
+                    session,
+                    server_parallel,
+                    done,
+                } => {
                     self.close_copy().await;
-                    let outcome = match self.catch_up(&session).await {
+                    let outcome = match self.prepare_run(&session, server_parallel).await {
                         Ok(()) => execute_one(&self.client, &sql).await,
                         Err(err) => Err(err),
                     };
@@ -138,10 +149,33 @@ impl Worker {
             return Ok(());
         }
         self.client.batch_execute("RESET ALL").await?;
+        self.serial_builds = false;
         for sql in &session.statements {
             execute_one(&self.client, sql).await?;
         }
         self.applied = Some(session.generation);
+        Ok(())
+    }
+
+    /// Catches up with the session and allows or forbids the server's parallel workers.
+    ///
+    /// Forbidding is a `SET`; allowing again replays the session from scratch, which restores
+    /// whatever the dump itself had set.
+    async fn prepare_run(
+        &mut self,
+        session: &SessionSnapshot,
+        server_parallel: bool,
+    ) -> Result<(), tokio_postgres::Error> {
+        if server_parallel && self.serial_builds {
+            self.applied = None;
+        }
+        self.catch_up(session).await?;
+        if !server_parallel && !self.serial_builds {
+            self.client
+                .batch_execute("SET max_parallel_maintenance_workers = 0")
+                .await?;
+            self.serial_builds = true;
+        }
         Ok(())
     }
 

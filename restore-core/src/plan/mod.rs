@@ -70,15 +70,6 @@ impl Build {
     pub(crate) fn is_shared(&self) -> bool {
         matches!(self, Build::Index { shared: true, .. })
     }
-
-    /// True when `other` may run in the same concurrent run as this build.
-    pub(crate) fn same_kind(&self, other: &Build) -> bool {
-        matches!(
-            (self, other),
-            (Build::Index { .. }, Build::Index { .. })
-                | (Build::ForeignKey { .. }, Build::ForeignKey { .. })
-        )
-    }
 }
 
 /// The user's choices that change what runs.

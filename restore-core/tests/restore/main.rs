@@ -9,6 +9,7 @@ mod support;
 mod harness;
 
 mod atomic;
+mod builds;
 mod dumps;
 mod formats;
 mod pagila;
