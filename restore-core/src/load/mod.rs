@@ -175,7 +175,15 @@ impl Loader {
         mut self,
         items: &mut mpsc::Receiver<Result<Item>>,
     ) -> (LoadOutcome, Result<()>) {
-        let result = self.load_all(items).await;
+        let mut result = self.load_all(items).await;
+        if result.is_err() {
+            // What stopped the load (a refused statement, a lexer or encoding error) comes later
+            // in the file than the statements still in flight: their failures come first, and
+            // under `continue` they are recorded.
+            if let Err(earlier) = self.drain().await {
+                result = Err(earlier);
+            }
+        }
         self.outcome.staging_created = self.control.is_some() || self.outcome.staging_created;
         (std::mem::take(&mut self.outcome), result)
     }
@@ -566,7 +574,13 @@ impl Loader {
             .into_inner()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let result = answer.await;
-        self.answered(oldest.line, oldest.object, result)
+        let answered = self.answered(oldest.line, oldest.object, result);
+        if answered.is_err() {
+            // The restore stops here; what was sent after it is not waited for.
+            self.in_flight.clear();
+            self.in_flight_bytes = 0;
+        }
+        answered
     }
 
     /// Waits for every statement in flight on the control connection, in order.

@@ -515,6 +515,83 @@ fn on_error_continue_reports_each_failing_insert_and_keeps_the_others() {
     support::drop_database(&target);
 }
 
+/// A duplicate insert on line 3, then on line 4 something that stops the restore before any
+/// statement runs: a refused meta-command, an invalid byte, a quote never closed.
+fn failing_insert_then(line_4: &[u8]) -> Vec<u8> {
+    let mut sql = b"CREATE TABLE t (id int PRIMARY KEY, v text);\n\
+INSERT INTO t VALUES (1, 'a');\n\
+INSERT INTO t VALUES (1, 'b');\n"
+        .to_vec();
+    sql.extend_from_slice(line_4);
+    sql
+}
+
+#[test]
+fn a_failing_insert_in_flight_is_reported_before_what_stops_the_restore_after_it() {
+    let stoppers: [&[u8]; 3] = [
+        b"\\! echo hi\n",
+        b"INSERT INTO t VALUES (2, '\xff');\n",
+        b"INSERT INTO t VALUES (2, 'never closed\n",
+    ];
+    for line_4 in stoppers {
+        let sql = failing_insert_then(line_4);
+        let (target, status) = restore_sql(&sql, RestoreOptions::default());
+        assert_eq!(status.status, RestoreState::Failed);
+        let error = status.error.clone().expect("error");
+        assert_eq!(error.details()["line"], 3, "{}", error.message());
+        assert!(
+            error.message().contains("duplicate key"),
+            "{}",
+            error.message()
+        );
+        assert!(!support::database_exists(&target));
+        assert!(staging_left(&status).is_empty());
+    }
+    // Under `continue` the insert's failure is recorded, and the refusal still fails the restore.
+    let options = RestoreOptions {
+        on_error: OnError::Continue,
+        ..Default::default()
+    };
+    let (target, status) = restore_sql(&failing_insert_then(b"\\! echo hi\n"), options);
+    assert_eq!(status.status, RestoreState::Failed);
+    let lines: Vec<u64> = status.errors.iter().map(|e| e.line).collect();
+    assert_eq!(lines, [3], "{:?}", status.errors);
+    assert!(!support::database_exists(&target));
+}
+
+#[test]
+fn inserts_in_a_transaction_fail_as_psql_runs_them() {
+    // psql: the duplicate aborts the transaction, the next insert is refused in it, COMMIT rolls
+    // it back, and only the insert after it stays.
+    let sql = b"CREATE TABLE t (id int PRIMARY KEY);\n\
+BEGIN;\n\
+INSERT INTO t VALUES (1);\n\
+INSERT INTO t VALUES (1);\n\
+INSERT INTO t VALUES (2);\n\
+COMMIT;\n\
+INSERT INTO t VALUES (3);\n";
+    let options = RestoreOptions {
+        on_error: OnError::Continue,
+        ..Default::default()
+    };
+    let (target, status) = restore_sql(sql, options);
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    let states: Vec<(u64, Option<&str>)> = status
+        .errors
+        .iter()
+        .map(|e| (e.line, e.sqlstate.as_deref()))
+        .collect();
+    assert_eq!(states, [(4, Some("23505")), (5, Some("25P02"))]);
+    assert_eq!(
+        query(
+            &target,
+            "SELECT string_agg(id::text, ',' ORDER BY id) FROM t"
+        ),
+        "3"
+    );
+    support::drop_database(&target);
+}
+
 #[test]
 fn a_query_answering_with_a_type_of_the_dump_between_inserts_completes() {
     // Reading the answer of `SELECT 'happy'::mood` makes the client look the type up with a
