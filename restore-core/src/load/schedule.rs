@@ -14,7 +14,7 @@
 //! engine already keeps every worker busy and a parallel build spills its sorted runs to
 //! temporary files for the leader to merge.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::plan::Build;
 
@@ -68,7 +68,9 @@ pub(super) fn next_startable<'a>(
     pending: impl IntoIterator<Item = &'a Build>,
     locks: &TableLocks,
 ) -> Option<usize> {
-    let mut waiting: Vec<&str> = Vec::new();
+    // The tables of the builds passed over so far: a set, since a long run of builds held up on
+    // one table is scanned again each time a worker frees up.
+    let mut waiting: HashSet<&str> = HashSet::new();
     for (at, build) in pending.into_iter().enumerate() {
         let tables = build.tables();
         let behind = matches!(build, Build::ForeignKey { .. })
