@@ -20,6 +20,7 @@ pub(crate) struct Progress {
     operation: AtomicU8,
     tables: AtomicU64,
     rows: AtomicU64,
+    binary_rows: AtomicU64,
     statements: AtomicU64,
     skipped: AtomicU64,
     errors_total: AtomicU64,
@@ -74,6 +75,11 @@ impl Progress {
         self.rows.fetch_add(rows, Ordering::Relaxed);
     }
 
+    /// Rows of a checked COPY block that the server took in the binary format.
+    pub(crate) fn count_binary_rows(&self, rows: u64) {
+        self.binary_rows.fetch_add(rows, Ordering::Relaxed);
+    }
+
     pub(crate) fn warn(&self, warning: String) {
         tracing::warn!("{warning}");
         if let Ok(mut warnings) = self.warnings.lock() {
@@ -94,6 +100,7 @@ impl Progress {
         RestoreSummary {
             tables: self.tables.load(Ordering::Relaxed),
             rows: self.rows.load(Ordering::Relaxed),
+            binary_rows: self.binary_rows.load(Ordering::Relaxed),
             statements: self.statements.load(Ordering::Relaxed),
             skipped: self.skipped.load(Ordering::Relaxed),
             decoded_bytes: self.decoded_bytes.load(Ordering::Relaxed),

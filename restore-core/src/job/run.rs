@@ -124,6 +124,7 @@ async fn restore(
         source: job.request.backup_name.clone(),
         restore_id: job.id.clone(),
         staging: staging.to_owned(),
+        pool: context.pool.clone(),
     };
     let loader = Loader::new(
         context.server.clone(),

@@ -3,11 +3,14 @@
 //! The loader receives items in file order. Statements run in that order on one control
 //! connection, runs of `INSERT`s sent without waiting for each answer; COPY blocks are cut into
 //! batches of whole rows that the workers load concurrently, and the next statement waits for
-//! them. In post-data, runs of index, constraint and foreign-key builds are spread over the
-//! workers as their tables allow ([`schedule`]). Statements that touch the database itself are
-//! aimed at the staging database, and anything reaching beyond it is refused. Setting
-//! statements are remembered and replayed on every worker.
+//! them. Batches of a table whose columns allow it are rewritten in the binary COPY format on
+//! the engine's pool while they wait for a worker ([`binary`]). In post-data, runs of index,
+//! constraint and foreign-key builds are spread over the workers as their tables allow
+//! ([`schedule`]). Statements that touch the database itself are aimed at the staging database,
+//! and anything reaching beyond it is refused. Setting statements are remembered and replayed
+//! on every worker.
 
+mod binary;
 mod schedule;
 mod session;
 mod worker;
@@ -27,9 +30,12 @@ use tokio_postgres::Client;
 use crate::dump::{Item, MetaCommand, Statement, TocEntry};
 use crate::error::{RestoreError, Result};
 use crate::job::{OnError, Operation, Progress, StatementError};
-use crate::plan::{answers_without_rows, classify, copy_target, Action, Build, PlanOptions};
+use crate::plan::{
+    answers_without_rows, classify, copy_target, plain_copy, Action, Build, PlanOptions,
+};
 use crate::server::{describe_db_error, execute_one, quote_ident, Server};
 use crate::staging;
+use binary::BinaryCopy;
 use schedule::{next_startable, runs_alone, TableLocks};
 use session::Session;
 use worker::{CopyBlock, DbFailure, Task, WorkerHandle};
@@ -43,6 +49,8 @@ pub(crate) struct LoadSettings {
     pub(crate) source: String,
     pub(crate) restore_id: String,
     pub(crate) staging: String,
+    /// Where COPY rows are converted to the binary format.
+    pub(crate) pool: Arc<rayon::ThreadPool>,
 }
 
 /// What the loader leaves for the finalizing step.
@@ -625,11 +633,15 @@ impl Loader {
         self.copy_serial = serial;
         let object =
             object_of(stmt.toc.as_deref()).unwrap_or_else(|| format!("COPY at line {}", stmt.line));
+        let binary = self.binary_form(&stmt).await;
+        tracing::debug!(line = stmt.line, binary = binary.is_some(), "COPY block");
         self.copy = Some(Arc::new(CopyBlock {
             sql,
             line: stmt.line,
             object,
+            binary,
             loaded: Default::default(),
+            loaded_binary: Default::default(),
             failure: Mutex::new(None),
         }));
         self.copy_worker = (self.copy_worker + 1) % self.workers.len();
@@ -644,9 +656,14 @@ impl Loader {
             self.end_open_copy().await?;
             return self.check_failure(&block);
         }
+        let binary = block
+            .binary
+            .as_ref()
+            .map(|form| binary::convert_on(&self.settings.pool, form.rows.clone(), rows.clone()));
         let task = Task::Batch {
             block,
             rows,
+            binary,
             session: self.session.snapshot(),
         };
         // Under `continue` a block goes whole to one worker, so a failure skips all of it.
@@ -681,6 +698,18 @@ impl Loader {
             .send(task.expect("task"));
         self.copy_worker = (index + 1) % count;
         Ok(())
+    }
+
+    /// How a COPY block's rows can go in the binary format: only for a plain `COPY … FROM
+    /// stdin` in a UTF-8 dump, whose columns all have a binary codec, when a failure stops the
+    /// restore. (Under `continue` a block is loaded in one COPY, so that a failure skips all of
+    /// it; switching between binary and text batches would split it.)
+    async fn binary_form(&self, stmt: &Statement) -> Option<BinaryCopy> {
+        if !self.session.is_utf8() || self.settings.on_error == OnError::Continue {
+            return None;
+        }
+        let copy = plain_copy(&stmt.sql)?;
+        BinaryCopy::lookup(self.control.as_ref()?, &copy).await
     }
 
     /// True when loading the table a COPY names (or any of its partitions) fires a trigger.
@@ -778,6 +807,8 @@ impl Loader {
                 .with_detail("rows_expected", expected)
                 .with_detail("rows_loaded", loaded));
         }
+        self.progress
+            .count_binary_rows(block.loaded_binary.load(Ordering::Relaxed));
         Ok(())
     }
 

@@ -86,6 +86,11 @@ impl Session {
         Ok(())
     }
 
+    /// True while the dump's text is UTF-8 (or SQL_ASCII, which is taken as it is).
+    pub(crate) fn is_utf8(&self) -> bool {
+        self.encoding.is_none()
+    }
+
     /// What workers need to catch up.
     pub(crate) fn snapshot(&self) -> Arc<SessionSnapshot> {
         Arc::new(SessionSnapshot {

@@ -3,6 +3,8 @@
 //! Each worker owns one connection to the staging database and a small queue of tasks. A batch
 //! of COPY rows is streamed into the COPY the worker has open for that block, opening one when
 //! needed and closing the previous one when the block changes; a statement is run as it is.
+//! A batch converted to the binary format goes into a binary COPY of the block, one left as
+//! text into a text COPY, so a block may take both.
 //! Before any work the worker catches up with the dump's session settings. A flush closes the
 //! open COPY so the loader can compare the rows the server counted with the rows in the dump.
 
@@ -16,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, CopyInSink};
 
+use super::binary::{self, BinaryCopy};
 use super::session::SessionSnapshot;
 use crate::server::{describe_db_error, execute_one, quote_literal};
 
@@ -28,8 +31,12 @@ pub(crate) struct CopyBlock {
     pub(crate) line: u64,
     /// The object it loads, for messages: `TABLE DATA public.rental`.
     pub(crate) object: String,
+    /// How its rows go in the binary format, when they can.
+    pub(crate) binary: Option<BinaryCopy>,
     /// Rows the server reported for this block so far.
     pub(crate) loaded: AtomicU64,
+    /// Of those, the rows it took in the binary format.
+    pub(crate) loaded_binary: AtomicU64,
     /// The first failure of this block.
     pub(crate) failure: Mutex<Option<DbFailure>>,
 }
@@ -50,10 +57,12 @@ impl DbFailure {
 
 /// Work for a worker.
 pub(crate) enum Task {
-    /// Whole rows for `block`.
+    /// Whole rows for `block`, and their conversion to the binary format when one was
+    /// started; it answers `None` when the rows go as text.
     Batch {
         block: Arc<CopyBlock>,
         rows: Bytes,
+        binary: Option<oneshot::Receiver<Option<Bytes>>>,
         session: Arc<SessionSnapshot>,
     },
     /// A statement to run, with where to send its outcome. `server_parallel` leaves the
@@ -109,6 +118,9 @@ struct Worker {
 struct OpenCopy {
     block: Arc<CopyBlock>,
     sink: Pin<Box<CopyInSink<Bytes>>>,
+    /// The rows go in the binary format.
+    binary: bool,
+    /// The session's client encoding was changed for this COPY.
     converted: bool,
 }
 
@@ -119,8 +131,18 @@ impl Worker {
                 Task::Batch {
                     block,
                     rows,
+                    binary,
                     session,
-                } => self.load(block, rows, &session).await,
+                } => {
+                    let converted = match binary {
+                        Some(conversion) => conversion.await.ok().flatten(),
+                        None => None,
+                    };
+                    match converted {
+                        Some(binary_rows) => self.load(block, binary_rows, true, &session).await,
+                        None => self.load(block, rows, false, &session).await,
+                    }
+                }
                 Task::Run {
                     sql,
                     session,
@@ -179,17 +201,25 @@ impl Worker {
         Ok(())
     }
 
-    async fn load(&mut self, block: Arc<CopyBlock>, rows: Bytes, session: &SessionSnapshot) {
+    /// Sends `rows` of `block`, in the binary format when `binary`, into the COPY open for
+    /// them, opening it first when the block or the format changed.
+    async fn load(
+        &mut self,
+        block: Arc<CopyBlock>,
+        rows: Bytes,
+        binary: bool,
+        session: &SessionSnapshot,
+    ) {
         if block.failure.lock().is_ok_and(|failure| failure.is_some()) {
             return;
         }
-        let same_block = self
+        let same_copy = self
             .open
             .as_ref()
-            .is_some_and(|open| Arc::ptr_eq(&open.block, &block));
-        if !same_block {
+            .is_some_and(|open| Arc::ptr_eq(&open.block, &block) && open.binary == binary);
+        if !same_copy {
             self.close_copy().await;
-            if let Err(err) = self.open_copy(&block, session).await {
+            if let Err(err) = self.open_copy(&block, session, binary).await {
                 self.fail(&block, DbFailure::from_pg(&err));
                 return;
             }
@@ -208,8 +238,21 @@ impl Worker {
         &mut self,
         block: &Arc<CopyBlock>,
         session: &SessionSnapshot,
+        binary: bool,
     ) -> Result<(), tokio_postgres::Error> {
         self.catch_up(session).await?;
+        if let (true, Some(form)) = (binary, &block.binary) {
+            tracing::trace!(worker = self.id, line = block.line, "binary COPY opened");
+            let mut sink = Box::pin(self.client.copy_in::<_, Bytes>(form.sql.as_str()).await?);
+            sink.send(Bytes::from_static(binary::HEADER)).await?;
+            self.open = Some(OpenCopy {
+                block: block.clone(),
+                sink,
+                binary: true,
+                converted: false,
+            });
+            return Ok(());
+        }
         // COPY rows are passed through as bytes: in a dump that is not UTF-8 the server must
         // read them in the dump's encoding, and only for the COPY, since statement text is
         // converted to UTF-8 before it is sent.
@@ -229,6 +272,7 @@ impl Worker {
         self.open = Some(OpenCopy {
             block: block.clone(),
             sink: Box::pin(sink),
+            binary: false,
             converted,
         });
         Ok(())
@@ -238,9 +282,21 @@ impl Worker {
         let Some(mut open) = self.open.take() else {
             return;
         };
-        match open.sink.as_mut().finish().await {
+        let trailer = if open.binary {
+            open.sink.send(Bytes::from_static(binary::TRAILER)).await
+        } else {
+            Ok(())
+        };
+        let finished = match trailer {
+            Ok(()) => open.sink.as_mut().finish().await,
+            Err(err) => Err(err),
+        };
+        match finished {
             Ok(rows) => {
                 open.block.loaded.fetch_add(rows, Ordering::Relaxed);
+                if open.binary {
+                    open.block.loaded_binary.fetch_add(rows, Ordering::Relaxed);
+                }
             }
             Err(err) => self.fail(&open.block, DbFailure::from_pg(&err)),
         }

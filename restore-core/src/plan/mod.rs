@@ -306,6 +306,60 @@ pub(crate) fn copy_target(sql: &[u8]) -> Option<String> {
     Some(first)
 }
 
+/// A `COPY … FROM stdin` in the plain form pg_dump writes, without options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PlainCopy {
+    /// The table, quoted for SQL (`"public"."t"`), as the session's search path resolves it.
+    pub(crate) table: String,
+    /// The columns the statement names, as the server folds them; `None` when it names none
+    /// and so loads every column.
+    pub(crate) columns: Option<Vec<String>>,
+}
+
+/// Reads `COPY name [(column, …)] FROM stdin[;]`; `None` for any other form of COPY (options,
+/// `WITH`, a `WHERE` clause), which is loaded only as written.
+pub(crate) fn plain_copy(sql: &[u8]) -> Option<PlainCopy> {
+    // Enough for the most columns a table may have (1600), each with its comma.
+    const MAX_WORDS: usize = 3300;
+    let words = leading_words(sql, MAX_WORDS);
+    if words.len() >= MAX_WORDS || !words.first()?.is("copy") {
+        return None;
+    }
+    let ident = |word: Option<&Word>| match word {
+        Some(Word::Ident { text, .. }) => Some(text.clone()),
+        _ => None,
+    };
+    let mut at = 1;
+    let mut table = crate::server::quote_ident(&ident(words.get(at))?);
+    at += 1;
+    if words.get(at) == Some(&Word::Symbol('.')) {
+        table = format!(
+            "{table}.{}",
+            crate::server::quote_ident(&ident(words.get(at + 1))?)
+        );
+        at += 2;
+    }
+    let mut columns = None;
+    if words.get(at) == Some(&Word::Symbol('(')) {
+        let mut names = Vec::new();
+        loop {
+            names.push(ident(words.get(at + 1))?);
+            at += 2;
+            match words.get(at) {
+                Some(Word::Symbol(',')) => continue,
+                Some(Word::Symbol(')')) => break,
+                _ => return None,
+            }
+        }
+        columns = Some(names);
+        at += 1;
+    }
+    let rest = &words[at..];
+    let plain = matches!(rest, [from, stdin] | [from, stdin, Word::Symbol(';')]
+        if from.is("from") && stdin.is("stdin"));
+    plain.then_some(PlainCopy { table, columns })
+}
+
 /// Reads `name` or `schema.name` at `at`; returns the relation's own name (the schema is
 /// dropped, so two tables of one name in different schemas count as one: that only makes the
 /// schedule more careful) and the index after it.

@@ -220,6 +220,36 @@ fn copy_targets_are_quoted_as_the_server_folds_them() {
 }
 
 #[test]
+fn plain_copies_give_their_table_and_columns() {
+    let copy = plain_copy(b"COPY public.events (id, \"Kind\", Note) FROM stdin;").unwrap();
+    assert_eq!(copy.table, "\"public\".\"events\"");
+    assert_eq!(
+        copy.columns.as_deref(),
+        Some(&["id".to_owned(), "Kind".into(), "note".into()][..])
+    );
+    let copy = plain_copy(b"copy t from STDIN").unwrap();
+    assert_eq!((copy.table.as_str(), copy.columns), ("\"t\"", None));
+}
+
+#[test]
+fn copies_with_options_are_not_plain() {
+    for sql in [
+        "COPY t (a) FROM stdin WITH (FORMAT csv);",
+        "COPY t (a) FROM stdin CSV;",
+        "COPY t (a) FROM stdin DELIMITER ',';",
+        "COPY t FROM stdin WHERE a > 1;",
+        "COPY t (a,) FROM stdin;",
+        "COPY t () FROM stdin;",
+        "COPY t (a) FROM '/etc/passwd';",
+        "COPY t TO stdout;",
+        "COPY (SELECT 1) TO stdout;",
+        "SELECT 1;",
+    ] {
+        assert_eq!(plain_copy(sql.as_bytes()), None, "{sql}");
+    }
+}
+
+#[test]
 fn statements_on_shared_objects_are_refused() {
     for sql in [
         "REVOKE pg_monitor FROM someone;",

@@ -9,6 +9,7 @@ mod support;
 mod harness;
 
 mod atomic;
+mod binary;
 mod builds;
 mod dumps;
 mod formats;
