@@ -16,6 +16,11 @@ use crate::error::{RestoreError, Result};
 /// Startup options of the connections that load a restore.
 const LOAD_SESSION_OPTIONS: &str = "-c synchronous_commit=off -c maintenance_work_mem=256MB";
 
+/// Startup options of the loading connections that only a superuser may set. Autovacuum starts
+/// on tables as soon as their rows are committed; a build that then waits for its lock has the
+/// server cancel the autovacuum after `deadlock_timeout`, by default a whole second.
+const SUPERUSER_LOAD_OPTIONS: &str = "-c deadlock_timeout=100ms";
+
 /// A PostgreSQL server the engine restores into.
 #[derive(Clone)]
 pub struct Server {
@@ -132,12 +137,18 @@ impl Server {
 
     /// Opens a connection that loads into `dbname`, with session defaults that speed a restore
     /// without changing what it restores: commits do not wait for the WAL flush (a crash
-    /// mid-restore loses only the staging database, which is dropped anyway), and index builds
-    /// get more memory. A dump's `RESET ALL` returns to these, not to the server's defaults.
-    pub async fn connect_for_load(&self, dbname: &str) -> Result<Client> {
+    /// mid-restore loses only the staging database, which is dropped anyway), index builds
+    /// get more memory, and, for a `superuser`, a build held up by autovacuum waits a tenth of
+    /// a second for it to be cancelled. A dump's `RESET ALL` returns to these, not to the
+    /// server's defaults.
+    pub(crate) async fn connect_for_load(&self, dbname: &str, superuser: bool) -> Result<Client> {
         let mut config = self.config.clone();
-        let options = config.get_options().map(str::to_owned).unwrap_or_default();
-        config.options(format!("{options} {LOAD_SESSION_OPTIONS}").trim());
+        let mut options = config.get_options().map(str::to_owned).unwrap_or_default();
+        options = format!("{options} {LOAD_SESSION_OPTIONS}");
+        if superuser {
+            options = format!("{options} {SUPERUSER_LOAD_OPTIONS}");
+        }
+        config.options(options.trim());
         config.dbname(dbname);
         let server = Server {
             config,
@@ -149,6 +160,15 @@ impl Server {
     /// Opens an administrative connection to the maintenance database.
     pub async fn connect_admin(&self) -> Result<Client> {
         self.connect(&self.maintenance_db).await
+    }
+}
+
+/// True when the connection's role is a superuser; false when that cannot be told.
+pub(crate) async fn is_superuser(client: &Client) -> bool {
+    let sql = "SELECT current_setting('is_superuser') = 'on'";
+    match client.query_one(sql, &[]).await {
+        Ok(row) => row.get(0),
+        Err(_) => false,
     }
 }
 

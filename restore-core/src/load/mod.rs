@@ -33,7 +33,7 @@ use crate::job::{OnError, Operation, Progress, StatementError};
 use crate::plan::{
     answers_without_rows, classify, copy_target, plain_copy, Action, Build, PlanOptions,
 };
-use crate::server::{describe_db_error, execute_one, quote_ident, Server};
+use crate::server::{describe_db_error, execute_one, is_superuser, quote_ident, Server};
 use crate::staging;
 use binary::BinaryCopy;
 use schedule::{next_startable, runs_alone, TableLocks};
@@ -505,7 +505,8 @@ impl Loader {
         }
         self.ensure_staging().await?;
         let staging = self.settings.staging.clone();
-        let control = self.server.connect_for_load(&staging).await?;
+        let superuser = is_superuser(&self.admin).await;
+        let control = self.server.connect_for_load(&staging, superuser).await?;
         for sql in self.session.statements() {
             if let Err(err) = execute_one(&control, sql).await {
                 let (message, _) = describe_db_error(&err);
@@ -514,7 +515,7 @@ impl Loader {
         }
         let mut workers = Vec::with_capacity(self.settings.workers);
         for id in 0..self.settings.workers {
-            let client = self.server.connect_for_load(&staging).await?;
+            let client = self.server.connect_for_load(&staging, superuser).await?;
             workers.push(worker::spawn(id, client, self.copy_failed.clone()));
         }
         tracing::debug!(workers = workers.len(), database = %staging, "connected");

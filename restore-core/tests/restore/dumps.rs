@@ -611,3 +611,54 @@ fn a_query_answering_with_a_type_of_the_dump_between_inserts_completes() {
     assert_eq!(query(&target, "SELECT count(*) FROM t"), "600");
     support::drop_database(&target);
 }
+
+/// A dump that records the settings its session holds, before and after a `RESET ALL`.
+const SETTINGS_DUMP: &[u8] = b"CREATE TABLE settings AS \
+    SELECT current_setting('deadlock_timeout') AS deadlock, \
+    current_setting('synchronous_commit') AS sync;\n\
+    RESET ALL;\n\
+    INSERT INTO settings \
+    SELECT current_setting('deadlock_timeout'), current_setting('synchronous_commit');\n";
+
+#[test]
+fn a_superusers_loading_sessions_wait_a_tenth_of_a_second_for_autovacuum() {
+    let target = completed(SETTINGS_DUMP);
+    assert_eq!(
+        query(
+            &target,
+            "SELECT string_agg(deadlock || ' ' || sync, ',') FROM settings"
+        ),
+        "100ms off,100ms off",
+        "startup options, which RESET ALL returns to"
+    );
+    support::drop_database(&target);
+}
+
+#[test]
+fn a_role_that_is_not_a_superuser_restores_with_the_servers_deadlock_timeout() {
+    let role = unique("restorer");
+    let password = "restorer-secret";
+    query(
+        "postgres",
+        &format!("CREATE ROLE {role} LOGIN CREATEDB PASSWORD '{password}'"),
+    );
+    let url = support::database_url();
+    let authority = url.find("://").expect("a URL") + 3;
+    let host = authority + url[authority..].find('@').map_or(0, |at| at + 1);
+    let url = format!("{}{role}:{password}@{}", &url[..authority], &url[host..]);
+
+    let fixture = Fixture::with(|config| *config = config.clone().database_url(url));
+    fixture.write("dump.sql", SETTINGS_DUMP);
+    let target = unique("unprivileged");
+    let status = fixture.restore("dump.sql", &target, RestoreOptions::default());
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    assert_eq!(
+        query(
+            &target,
+            "SELECT string_agg(deadlock || ' ' || sync, ',') FROM settings"
+        ),
+        "1s off,1s off"
+    );
+    support::drop_database(&target);
+    query("postgres", &format!("DROP ROLE {role}"));
+}
