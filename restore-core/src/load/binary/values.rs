@@ -35,13 +35,25 @@ fn integer(text: &[u8]) -> Option<i64> {
         return None;
     }
     let mut value: i64 = 0;
+    if digits.len() < 19 {
+        // Eighteen digits cannot overflow.
+        for &digit in digits {
+            let digit = digit.wrapping_sub(b'0');
+            if digit > 9 {
+                return None;
+            }
+            value = value * 10 + i64::from(digit);
+        }
+        return Some(if negative { -value } else { value });
+    }
     for &digit in digits {
         if !digit.is_ascii_digit() {
             return None;
         }
-        let digit = i64::from(digit - b'0');
         // Accumulating downwards reaches i64::MIN, which has no positive twin.
-        value = value.checked_mul(10)?.checked_sub(digit)?;
+        value = value
+            .checked_mul(10)?
+            .checked_sub(i64::from(digit - b'0'))?;
     }
     if negative {
         Some(value)
@@ -143,35 +155,28 @@ pub(super) fn numeric(text: &[u8], out: &mut Vec<u8>) -> Option<()> {
     // Groups of four decimal digits: the whole part is padded on the left to a multiple of
     // four, the fraction on the right.
     let whole_groups = whole.len().div_ceil(4);
-    let fraction_groups = fraction.len().div_ceil(4);
-    let ndigits = whole_groups + fraction_groups;
-    let pad = whole_groups * 4 - whole.len();
-    let digit_at = |index: usize| -> u16 {
-        // `index` counts decimal places from the left edge of the padded whole part.
-        let byte = if index < pad {
-            b'0'
-        } else if index - pad < whole.len() {
-            whole[index - pad]
-        } else {
-            *fraction.get(index - pad - whole.len()).unwrap_or(&b'0')
-        };
-        u16::from(byte - b'0')
-    };
-
+    let ndigits = whole_groups + fraction.len().div_ceil(4);
     let length = 8 + 2 * ndigits;
+    out.reserve(4 + length);
     out.extend_from_slice(&(length as i32).to_be_bytes());
     out.extend_from_slice(&(ndigits as u16).to_be_bytes());
     out.extend_from_slice(&((whole_groups as i16) - 1).to_be_bytes());
     let sign: u16 = if negative { 0x4000 } else { 0 };
     out.extend_from_slice(&sign.to_be_bytes());
     out.extend_from_slice(&(fraction.len() as u16).to_be_bytes());
-    for group in 0..ndigits {
-        let first = group * 4;
-        let value = digit_at(first) * 1000
-            + digit_at(first + 1) * 100
-            + digit_at(first + 2) * 10
-            + digit_at(first + 3);
-        out.extend_from_slice(&value.to_be_bytes());
+    let mut group = 0u16;
+    let mut in_group = whole_groups * 4 - whole.len();
+    for &digit in whole.iter().chain(fraction) {
+        group = group * 10 + u16::from(digit - b'0');
+        in_group += 1;
+        if in_group == 4 {
+            out.extend_from_slice(&group.to_be_bytes());
+            (group, in_group) = (0, 0);
+        }
+    }
+    if in_group > 0 {
+        group *= 10u16.pow(4 - in_group as u32);
+        out.extend_from_slice(&group.to_be_bytes());
     }
     Some(())
 }
@@ -314,14 +319,21 @@ fn hex_value(c: u8) -> Option<u8> {
     (value != NOT_HEX).then_some(value)
 }
 
-/// Decodes pairs of hex digits onto `out`; false at the first byte that is not one.
+/// Decodes pairs of hex digits onto `out`; false, with `out` as it was, at the first byte that
+/// is not one.
 fn decode_hex(hex: &[u8], out: &mut Vec<u8>) -> bool {
-    for pair in hex.chunks_exact(2) {
+    let start = out.len();
+    out.resize(start + hex.len() / 2, 0);
+    let mut bad = 0;
+    for (byte, pair) in out[start..].iter_mut().zip(hex.chunks_exact(2)) {
         let (high, low) = (HEX[usize::from(pair[0])], HEX[usize::from(pair[1])]);
-        if (high | low) == NOT_HEX || high > 15 || low > 15 {
-            return false;
-        }
-        out.push(high << 4 | low);
+        bad |= high | low;
+        *byte = high << 4 | low;
+    }
+    // Digits are below 16; NOT_HEX has its high bits set.
+    if bad > 15 {
+        out.truncate(start);
+        return false;
     }
     true
 }
