@@ -4,8 +4,15 @@
 //! the newline allowed, the newline itself optional at the end of the dump). The search jumps
 //! between candidate lines with `memmem`, so the cost per byte stays far below that of loading
 //! the rows into the server.
+//!
+//! Only the ends of rows are looked at, since the loader sends a block's rows in pieces, over
+//! several connections, and the server reads each piece on its own: a row may not end in a way
+//! that makes the server read it together with the next one, or read the rows after it not at
+//! all ([`CopyBlock::count_rows`]).
 
-use memchr::{memchr, memmem, memrchr};
+use memchr::{memchr, memchr_iter, memmem, memrchr};
+
+use super::error::{LexError, LexErrorKind};
 
 /// Progress through the COPY block at the front of the lexer's buffer.
 #[derive(Debug)]
@@ -18,6 +25,8 @@ pub(super) struct CopyBlock {
     rows_end: usize,
     /// Bytes before this offset hold no terminator candidate past `rows_end`.
     search_from: usize,
+    /// Whether the rows end in `\r\n`, as the first row does.
+    crlf: Option<bool>,
 }
 
 impl CopyBlock {
@@ -27,7 +36,43 @@ impl CopyBlock {
             rows: 0,
             rows_end: 0,
             search_from: 0,
+            crlf: None,
         }
+    }
+
+    /// Counts the rows of `rows` (whole rows, the first on `line`), refusing a row whose end
+    /// PostgreSQL reads as more than a row end:
+    ///
+    /// - a line end unlike the first row's (`\n` and `\r\n` mixed), which it refuses, but only
+    ///   when both reach it in one piece;
+    /// - an unescaped backslash before the line end, which joins the row to the next line;
+    /// - an unescaped `\.` before the line end, which PostgreSQL 15 takes as the end of the
+    ///   data, silently dropping the rows after it.
+    ///
+    /// pg_dump writes none of these: a backslash in data is `\\` and a newline `\n`.
+    pub(super) fn count_rows(&mut self, rows: &[u8], line: u64) -> Result<u64, LexError> {
+        let mut count = 0;
+        let mut start = 0;
+        for end in memchr_iter(b'\n', rows) {
+            let crlf = end > start && rows[end - 1] == b'\r';
+            let row_line = line + count;
+            if *self.crlf.get_or_insert(crlf) != crlf {
+                return Err(LexError::new(row_line, LexErrorKind::MixedLineEnds));
+            }
+            let content = &rows[start..end - usize::from(crlf)];
+            if odd_backslashes_at_end(content) {
+                return Err(LexError::new(row_line, LexErrorKind::RowJoinsNextLine));
+            }
+            if content
+                .strip_suffix(b".")
+                .is_some_and(odd_backslashes_at_end)
+            {
+                return Err(LexError::new(row_line, LexErrorKind::EndOfDataInRow));
+            }
+            count += 1;
+            start = end + 1;
+        }
+        Ok(count)
     }
 
     /// Bytes at the front of the buffer that are known to be whole rows.
@@ -93,6 +138,11 @@ fn terminator_at(rest: &[u8], eof: bool) -> Terminator {
     }
 }
 
+/// True when `text` ends in an odd number of backslashes: the last escapes what follows.
+fn odd_backslashes_at_end(text: &[u8]) -> bool {
+    text.iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 1
+}
+
 /// Where to cut `rows` (whole rows) so the piece holds at most `chunk` bytes, or the first row
 /// alone when that row is longer.
 pub(super) fn chunk_cut(rows: &[u8], chunk: usize) -> usize {
@@ -146,9 +196,40 @@ mod tests {
 
     #[test]
     fn copy_row_containing_backslash_dot_is_data() {
-        let items = copy_block("a\\.b\n\\.x\nx\\.\n\\. \n");
-        assert_eq!(copy_rows(&items), b"a\\.b\n\\.x\nx\\.\n\\. \n");
+        // The server refuses these itself ("end-of-copy marker corrupt"), whatever piece of the
+        // block they arrive in.
+        let items = copy_block("a\\.b\n\\.x\n\\. \nx\\\\.\n");
+        assert_eq!(copy_rows(&items), b"a\\.b\n\\.x\n\\. \nx\\\\.\n");
         assert_eq!(end(&items).0, 4);
+    }
+
+    #[test]
+    fn copy_row_ending_in_backslash_dot_is_refused() {
+        let err = error(b"COPY t (a) FROM stdin;\n1\nx\\.\n2\n\\.\n");
+        assert!(matches!(err.kind(), LexErrorKind::EndOfDataInRow));
+        assert_eq!(err.line(), 3);
+        let err = error(b"COPY t (a) FROM stdin;\n\\\\\\.\r\n\\.\r\n");
+        assert!(matches!(err.kind(), LexErrorKind::EndOfDataInRow), "{err}");
+    }
+
+    #[test]
+    fn copy_row_ending_in_a_backslash_is_refused() {
+        let err = error(b"COPY t (a) FROM stdin;\n1\n2\n3\\\n4\n\\.\n");
+        assert!(matches!(err.kind(), LexErrorKind::RowJoinsNextLine));
+        assert_eq!(err.line(), 4);
+        let ok = copy_block("escaped \\\\\n");
+        assert_eq!(end(&ok).0, 1, "an escaped backslash ends the row");
+    }
+
+    #[test]
+    fn copy_rows_with_mixed_line_ends_are_refused() {
+        let err = error(b"COPY t (a) FROM stdin;\n1\r\n2\r\n3\n\\.\n");
+        assert!(matches!(err.kind(), LexErrorKind::MixedLineEnds));
+        assert_eq!(err.line(), 4);
+        let err = error(b"COPY t (a) FROM stdin;\n1\n2\r\n\\.\n");
+        assert_eq!(err.line(), 3);
+        let crlf = items(b"COPY t (a) FROM stdin;\r\n1\r\n2\r\n\\.\r\n");
+        assert_eq!(end(&crlf).0, 2);
     }
 
     #[test]

@@ -26,6 +26,15 @@ pub enum LexErrorKind {
     /// Text other than a comment follows `COPY … FROM stdin;` on its line, where psql would
     /// read it as SQL only after the rows; such a dump was not written by pg_dump.
     TextAfterCopyStatement,
+    /// A COPY row ends in `\r\n` where the block's first row ends in `\n`, or the other way
+    /// round; PostgreSQL refuses such a block.
+    MixedLineEnds,
+    /// A COPY row ends in an unescaped backslash, which makes PostgreSQL read it together with
+    /// the next line.
+    RowJoinsNextLine,
+    /// A COPY row ends in an unescaped `\.`, which PostgreSQL 15 takes as the end of the data,
+    /// silently leaving out the rows after it.
+    EndOfDataInRow,
     /// A statement, comment or COPY row longer than the lexer holds at once.
     TooLong {
         /// The most bytes held.
@@ -92,6 +101,22 @@ impl fmt::Display for LexError {
                 "the statement, comment or COPY row at line {line} is longer than {} MiB, \
                  the most a restore holds at once",
                 limit >> 20
+            ),
+            LexErrorKind::MixedLineEnds => write!(
+                f,
+                "line {line}: this COPY row ends in another line end than the block's first row \
+                 (\\n and \\r\\n mixed), which PostgreSQL refuses"
+            ),
+            LexErrorKind::RowJoinsNextLine => write!(
+                f,
+                "line {line}: the COPY row ends in an unescaped backslash, which makes PostgreSQL \
+                 read it together with the next line; pg_dump writes a newline in data as \\n"
+            ),
+            LexErrorKind::EndOfDataInRow => write!(
+                f,
+                "line {line}: the COPY row ends in \\., which PostgreSQL takes as the end of the \
+                 data, silently leaving out the rows after it; pg_dump writes a backslash in data \
+                 as \\\\"
             ),
             LexErrorKind::TextAfterCopyStatement => write!(
                 f,

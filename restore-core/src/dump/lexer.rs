@@ -14,7 +14,7 @@ use memchr::memchr;
 use super::classify::{classify, StatementKind};
 use super::copy::{chunk_cut, CopyBlock};
 use super::meta::split_meta_command;
-use super::scan::{count_newlines, Mode, Scanner, Stop};
+use super::scan::{Mode, Scanner, Stop};
 use super::{Construct, Item, LexError, LexErrorKind, MetaCommand, Statement, TocEntry};
 
 /// How much the lexer asks its reader for at a time.
@@ -362,7 +362,7 @@ impl<R: Read> DumpLexer<R> {
             if rows_end > 0 && (rows_end >= self.copy_chunk || terminator.is_some()) {
                 let cut = chunk_cut(&self.buf[..rows_end], self.copy_chunk);
                 let rows = self.buf.split_to(cut).freeze();
-                let count = count_newlines(&rows);
+                let count = block.count_rows(&rows, self.scanner.line)?;
                 block.rows += count;
                 block.consumed(cut);
                 self.scanner.line += count;

@@ -305,7 +305,7 @@ static SPECIAL: [bool; 256] = {
     table
 };
 
-pub(super) fn count_newlines(bytes: &[u8]) -> u64 {
+fn count_newlines(bytes: &[u8]) -> u64 {
     memchr::memchr_iter(b'\n', bytes).count() as u64
 }
 
