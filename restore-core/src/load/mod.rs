@@ -215,7 +215,7 @@ impl Loader {
                     size
                 }
                 Item::CopyEnd { rows, .. } => {
-                    self.end_copy(rows);
+                    self.end_copy(rows).await?;
                     0
                 }
                 Item::Meta(meta) => {
@@ -634,7 +634,12 @@ impl Loader {
         self.copy_serial = serial;
         let object =
             object_of(stmt.toc.as_deref()).unwrap_or_else(|| format!("COPY at line {}", stmt.line));
-        let binary = self.binary_form(&stmt).await;
+        let binary = match serial {
+            false => self.binary_form(&stmt, &sql).await,
+            // Triggers see what each COPY statement loads (transition tables, a foreign key to
+            // the table itself checked at its end): the block stays one COPY, all text.
+            true => None,
+        };
         tracing::debug!(line = stmt.line, binary = binary.is_some(), "COPY block");
         self.copy = Some(Arc::new(CopyBlock {
             sql,
@@ -705,12 +710,12 @@ impl Loader {
     /// stdin` in a UTF-8 dump, whose columns all have a binary codec, when a failure stops the
     /// restore. (Under `continue` a block is loaded in one COPY, so that a failure skips all of
     /// it; switching between binary and text batches would split it.)
-    async fn binary_form(&self, stmt: &Statement) -> Option<BinaryCopy> {
+    async fn binary_form(&self, stmt: &Statement, sql: &str) -> Option<BinaryCopy> {
         if !self.session.is_utf8() || self.settings.on_error == OnError::Continue {
             return None;
         }
         let copy = plain_copy(&stmt.sql)?;
-        BinaryCopy::lookup(self.control.as_ref()?, &copy).await
+        BinaryCopy::lookup(self.control.as_ref()?, sql, &copy).await
     }
 
     /// True when loading the table a COPY names (or any of its partitions) fires a trigger.
@@ -732,11 +737,24 @@ impl Loader {
         }
     }
 
-    fn end_copy(&mut self, rows: u64) {
-        if let Some(block) = self.copy.take() {
-            self.progress.count_copy(rows);
-            self.unchecked.push((block, rows));
+    async fn end_copy(&mut self, rows: u64) -> Result<()> {
+        let Some(block) = self.copy.take() else {
+            return Ok(());
+        };
+        if rows == 0 {
+            // A block without rows still goes to the server, which checks its statement: the
+            // table and columns must exist, as they must for psql.
+            let task = Task::Batch {
+                block: block.clone(),
+                rows: Bytes::new(),
+                binary: None,
+                session: self.session.snapshot(),
+            };
+            self.send(self.copy_worker, task).await?;
         }
+        self.progress.count_copy(rows);
+        self.unchecked.push((block, rows));
+        Ok(())
     }
 
     async fn send(&self, worker: usize, task: Task) -> Result<()> {

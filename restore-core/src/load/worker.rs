@@ -99,6 +99,7 @@ pub(crate) fn spawn(id: usize, client: Client, copy_failed: Arc<AtomicBool>) -> 
         applied: None,
         serial_builds: false,
         open: None,
+        binary_checked: None,
         copy_failed,
     };
     let task = tokio::spawn(worker.run(queue));
@@ -112,6 +113,8 @@ struct Worker {
     /// The session holds `max_parallel_maintenance_workers = 0`.
     serial_builds: bool,
     open: Option<OpenCopy>,
+    /// The last block asked about, and whether this connection may load it in binary.
+    binary_checked: Option<(Arc<CopyBlock>, bool)>,
     copy_failed: Arc<AtomicBool>,
 }
 
@@ -138,10 +141,7 @@ impl Worker {
                         Some(conversion) => conversion.await.ok().flatten(),
                         None => None,
                     };
-                    match converted {
-                        Some(binary_rows) => self.load(block, binary_rows, true, &session).await,
-                        None => self.load(block, rows, false, &session).await,
-                    }
+                    self.load(block, rows, converted, &session).await;
                 }
                 Task::Run {
                     sql,
@@ -201,18 +201,30 @@ impl Worker {
         Ok(())
     }
 
-    /// Sends `rows` of `block`, in the binary format when `binary`, into the COPY open for
-    /// them, opening it first when the block or the format changed.
+    /// Sends `rows` of `block` into the COPY open for them, as `converted` (the same rows in
+    /// the binary format) when there is one and this connection may load it, opening the COPY
+    /// first when the block or the format changed.
     async fn load(
         &mut self,
         block: Arc<CopyBlock>,
         rows: Bytes,
-        binary: bool,
+        converted: Option<Bytes>,
         session: &SessionSnapshot,
     ) {
         if block.failure.lock().is_ok_and(|failure| failure.is_some()) {
             return;
         }
+        let (rows, binary) = match converted {
+            Some(converted) => match self.loads_binary(&block, session).await {
+                Ok(true) => (converted, true),
+                Ok(false) => (rows, false),
+                Err(err) => {
+                    self.fail(&block, DbFailure::from_pg(&err));
+                    return;
+                }
+            },
+            None => (rows, false),
+        };
         let same_copy = self
             .open
             .as_ref()
@@ -227,11 +239,44 @@ impl Worker {
         let Some(open) = self.open.as_mut() else {
             return;
         };
+        if rows.is_empty() {
+            return;
+        }
         if let Err(err) = open.sink.send(rows).await {
             let failure = DbFailure::from_pg(&err);
             self.open = None;
             self.fail(&block, failure);
         }
+    }
+
+    /// Whether this connection may load `block` in the binary format: its session resolves the
+    /// table to the relation whose column types the rows were converted for. Asked of the
+    /// server once per block, with the session caught up and no COPY open.
+    async fn loads_binary(
+        &mut self,
+        block: &Arc<CopyBlock>,
+        session: &SessionSnapshot,
+    ) -> Result<bool, tokio_postgres::Error> {
+        if let Some((checked, answer)) = &self.binary_checked {
+            if Arc::ptr_eq(checked, block) {
+                return Ok(*answer);
+            }
+        }
+        self.close_copy().await;
+        self.catch_up(session).await?;
+        let answer = match &block.binary {
+            Some(form) => form.resolves_alike(&self.client).await,
+            None => false,
+        };
+        if !answer {
+            tracing::debug!(
+                worker = self.id,
+                line = block.line,
+                "COPY block left as text here"
+            );
+        }
+        self.binary_checked = Some((block.clone(), answer));
+        Ok(answer)
     }
 
     async fn open_copy(

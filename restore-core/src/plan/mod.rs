@@ -317,7 +317,9 @@ pub(crate) struct PlainCopy {
 }
 
 /// Reads `COPY name [(column, …)] FROM stdin[;]`; `None` for any other form of COPY (options,
-/// `WITH`, a `WHERE` clause), which is loaded only as written.
+/// `WITH`, a `WHERE` clause), which is loaded only as written. The names are read as the server
+/// reads them only as far as the server agrees that the statement is valid: the loader sends
+/// the statement itself, which the server may still refuse (a reserved word as a name).
 pub(crate) fn plain_copy(sql: &[u8]) -> Option<PlainCopy> {
     // Enough for the most columns a table may have (1600), each with its comma.
     const MAX_WORDS: usize = 3300;
@@ -325,8 +327,10 @@ pub(crate) fn plain_copy(sql: &[u8]) -> Option<PlainCopy> {
     if words.len() >= MAX_WORDS || !words.first()?.is("copy") {
         return None;
     }
+    // An unquoted name with letters beyond ASCII is folded by the database's locale when its
+    // encoding has one byte per character: such a statement is loaded only as written.
     let ident = |word: Option<&Word>| match word {
-        Some(Word::Ident { text, .. }) => Some(text.clone()),
+        Some(Word::Ident { text, quoted }) if *quoted || text.is_ascii() => Some(text.clone()),
         _ => None,
     };
     let mut at = 1;

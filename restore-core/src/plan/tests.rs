@@ -227,6 +227,8 @@ fn plain_copies_give_their_table_and_columns() {
         copy.columns.as_deref(),
         Some(&["id".to_owned(), "Kind".into(), "note".into()][..])
     );
+    let quoted = plain_copy("COPY \"Äb\" (\"Äx\") FROM stdin;".as_bytes()).unwrap();
+    assert_eq!(quoted.table, "\"Äb\"");
     let copy = plain_copy(b"copy t from STDIN").unwrap();
     assert_eq!((copy.table.as_str(), copy.columns), ("\"t\"", None));
 }
@@ -234,6 +236,8 @@ fn plain_copies_give_their_table_and_columns() {
 #[test]
 fn copies_with_options_are_not_plain() {
     for sql in [
+        "COPY Äb (x) FROM stdin;",
+        "COPY t (Äx) FROM stdin;",
         "COPY t (a) FROM stdin WITH (FORMAT csv);",
         "COPY t (a) FROM stdin CSV;",
         "COPY t (a) FROM stdin DELIMITER ',';",

@@ -72,7 +72,9 @@ pub(crate) fn leading_words_with_ends(sql: &[u8], max: usize) -> Vec<(Word, usiz
             while i < sql.len() && is_ident_byte(sql[i]) {
                 i += 1;
             }
-            let text = String::from_utf8_lossy(&sql[start..i]).to_lowercase();
+            // The server lowers only ASCII letters in a UTF-8 database (and others through
+            // the locale in a single-byte one); non-ASCII letters are kept as written.
+            let text = String::from_utf8_lossy(&sql[start..i]).to_ascii_lowercase();
             Word::Ident {
                 text,
                 quoted: false,

@@ -209,3 +209,97 @@ fn what_the_server_refuses_in_binary_fails_the_restore_and_names_the_block() {
         assert!(staging_left(&status).is_empty());
     }
 }
+
+/// `count` rows of exactly 1024 bytes (`id`, then padding), so a block spans several of the
+/// loader's 1 MiB batches; `odd` rows have their id in a form the engine leaves as text.
+fn padded_rows(count: usize, odd: &[usize], row: impl Fn(usize) -> String) -> String {
+    let mut rows = String::new();
+    for id in 1..=count {
+        let mut line = row(id);
+        if odd.contains(&id) {
+            line = format!(" {line}");
+        }
+        let pad = 1023usize.saturating_sub(line.len() + 1);
+        rows.push_str(&format!("{line}\t{}\n", "x".repeat(pad)));
+    }
+    rows
+}
+
+#[test]
+fn a_statement_trigger_sees_each_block_as_one_copy_as_in_psql() {
+    let rows = padded_rows(3072, &[1500], |id| id.to_string());
+    let sql = format!(
+        "CREATE TABLE loads (rows bigint);\n\
+         CREATE TABLE t (i int, pad text);\n\
+         CREATE FUNCTION count_load() RETURNS trigger LANGUAGE plpgsql AS $$\n\
+         BEGIN INSERT INTO loads SELECT count(*) FROM new_rows; RETURN NULL; END $$;\n\
+         CREATE TRIGGER counted AFTER INSERT ON t REFERENCING NEW TABLE AS new_rows \
+         FOR EACH STATEMENT EXECUTE FUNCTION count_load();\n\
+         COPY t (i, pad) FROM stdin;\n{rows}\\.\n"
+    );
+    let status = restores_as_psql_does(sql.as_bytes());
+    assert_eq!(
+        status.summary.binary_rows, 0,
+        "a block with triggers stays text"
+    );
+}
+
+#[test]
+fn a_foreign_key_to_its_own_table_is_checked_after_the_whole_block_as_in_psql() {
+    // Each row refers to the next one, which the server finds only at the end of the COPY.
+    let rows = padded_rows(3072, &[1500], |id| format!("{id}\t{}", id % 3072 + 1));
+    let sql = format!(
+        "CREATE TABLE emp (id int PRIMARY KEY, boss int REFERENCES emp (id), pad text);\n\
+         COPY emp (id, boss, pad) FROM stdin;\n{rows}\\.\n"
+    );
+    restores_as_psql_does(sql.as_bytes());
+}
+
+#[test]
+fn rows_go_in_binary_only_where_the_name_resolves_to_the_table_looked_up() {
+    // The control connection sees the temporary table, which the workers cannot: binary values
+    // of its types must not reach the permanent table of the same name.
+    let temporary = "CREATE TABLE t (x real, y bigint);\n\
+                     CREATE TEMP TABLE t (x int, y double precision);\n\
+                     COPY t FROM stdin;\n1065353216\t1.5\n\\.\n";
+    // A search path set inside a DO block reaches the control connection only.
+    let do_block = "CREATE SCHEMA a; CREATE SCHEMA b;\n\
+                    CREATE TABLE a.t (x real, y bigint);\n\
+                    CREATE TABLE b.t (x int, y double precision);\n\
+                    SET search_path = a;\n\
+                    DO $$BEGIN PERFORM set_config('search_path', 'b', false); END$$;\n\
+                    COPY t FROM stdin;\n1065353216\t1.5\n\\.\n";
+    for sql in [temporary, do_block] {
+        let (target, status) = restore(sql.as_bytes(), 2);
+        assert_eq!(status.status, RestoreState::Failed, "{sql}");
+        let error = status.error.expect("an error");
+        assert!(
+            error
+                .message()
+                .contains("invalid input syntax for type bigint"),
+            "the text COPY's own complaint: {}",
+            error.message()
+        );
+        assert!(!support::database_exists(&target));
+    }
+}
+
+#[test]
+fn unquoted_names_beyond_ascii_reach_the_table_the_server_folds_them_to() {
+    let sql = "CREATE TABLE \"Äb\" (\"Äx\" text, \"äx\" text);\n\
+               CREATE TABLE \"äb\" (\"Äx\" text, \"äx\" text);\n\
+               COPY Äb (Äx) FROM stdin;\none\n\\.\n";
+    restores_as_psql_does(sql.as_bytes());
+}
+
+#[test]
+fn a_copy_statement_the_server_cannot_parse_fails_the_restore() {
+    for copy in ["COPY kw (order) FROM stdin;", "COPY select FROM stdin;"] {
+        let sql = format!("CREATE TABLE kw (\"order\" int);\n{copy}\n1\n\\.\n");
+        let (target, status) = restore(sql.as_bytes(), 2);
+        assert_eq!(status.status, RestoreState::Failed, "{copy}");
+        let message = status.error.expect("an error").message().to_owned();
+        assert!(message.contains("syntax error"), "{copy}: {message}");
+        assert!(!support::database_exists(&target));
+    }
+}

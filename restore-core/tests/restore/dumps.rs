@@ -414,16 +414,38 @@ fn database_statements_land_on_the_restored_database_only() {
 }
 
 #[test]
-fn a_block_the_server_stores_fewer_rows_of_fails_the_restore() {
+fn a_row_ending_in_backslash_dot_fails_the_restore_before_rows_are_lost() {
     // PostgreSQL 15 reads `x\.` as data followed by its end-of-copy marker and silently drops
-    // the rows after it; psql reports success. The row count the server returns must equal the
-    // rows in the dump.
+    // the rows after it; psql reports success. Loaded in pieces, the rows after it would be
+    // stored instead: the engine refuses the dump.
     let message = refused(b"CREATE TABLE t (a text);\nCOPY t (a) FROM stdin;\n1\nx\\.\n2\n\\.\n");
+    assert!(message.contains("line 4"), "{message}");
     assert!(
-        message.contains("stored 2 rows but the dump holds 3"),
+        message.contains("takes as the end of the data"),
         "{message}"
     );
-    assert!(message.contains("line 2"), "{message}");
+}
+
+#[test]
+fn copy_rows_the_server_would_read_across_pieces_fail_the_restore() {
+    for (rows, line, expected) in [
+        ("1\n2\r\n", 4, "line end"),
+        ("1\\\n2\n", 3, "read it together with the next line"),
+    ] {
+        let sql = format!("CREATE TABLE t (a text);\nCOPY t (a) FROM stdin;\n{rows}\\.\n");
+        let message = refused(sql.as_bytes());
+        assert!(
+            message.contains(&format!("line {line}")),
+            "{rows:?}: {message}"
+        );
+        assert!(message.contains(expected), "{rows:?}: {message}");
+    }
+}
+
+#[test]
+fn an_empty_block_naming_a_missing_column_fails_as_in_psql() {
+    let message = refused(b"CREATE TABLE t (a text);\nCOPY t (nope) FROM stdin;\n\\.\n");
+    assert!(message.contains("column \"nope\""), "{message}");
 }
 
 /// `CREATE TABLE t`, then one single-row `INSERT` per line from line 2 on; the rows whose

@@ -6,7 +6,6 @@ use tokio_postgres::Client;
 
 use super::{ColumnCodec, RowCodec};
 use crate::plan::PlainCopy;
-use crate::server::quote_ident;
 
 /// How deep a chain of domains over domains is followed before giving up on it.
 const MAX_DOMAIN_DEPTH: usize = 32;
@@ -14,8 +13,14 @@ const MAX_DOMAIN_DEPTH: usize = 32;
 /// The binary form of one COPY block: the statement that loads it and how its rows convert.
 #[derive(Debug)]
 pub(crate) struct BinaryCopy {
-    /// `COPY table (columns) FROM STDIN (FORMAT binary)`, built from the parsed statement.
+    /// The dump's own statement with `(FORMAT binary)` added, so the server reads its names as
+    /// it reads them in the text COPY.
     pub(crate) sql: String,
+    /// The table as the lookup named it, and the relation that name resolved to: a connection
+    /// loads binary rows only where the name resolves to the same relation, since binary
+    /// values of another table's types would be stored as they are.
+    pub(crate) table: String,
+    pub(crate) relation: u32,
     pub(crate) rows: Arc<RowCodec>,
 }
 
@@ -26,14 +31,22 @@ struct Column {
     type_oid: u32,
     type_kind: String,
     base_type: u32,
+    relation: u32,
+    /// `t` for a temporary table, which only the session that made it can load.
+    persistence: String,
 }
 
 impl BinaryCopy {
-    /// Looks up the columns `copy` loads in the staging database, on the control connection;
-    /// `None` when the table cannot be found or any of its columns must stay text. A failed
-    /// lookup is never an error: the block is then loaded as the dump wrote it.
-    pub(crate) async fn lookup(client: &Client, copy: &PlainCopy) -> Option<BinaryCopy> {
+    /// Looks up the columns `copy` (the plain form of the statement `sql`) loads in the
+    /// staging database, on the control connection; `None` when the table cannot be found, is
+    /// temporary, or has a column that must stay text. A failed lookup is never an error: the
+    /// block is then loaded as the dump wrote it.
+    pub(crate) async fn lookup(client: &Client, sql: &str, copy: &PlainCopy) -> Option<BinaryCopy> {
         let columns = table_columns(client, &copy.table).await?;
+        let relation = columns[0].relation;
+        if columns[0].persistence == "t" {
+            return None;
+        }
         let loaded: Vec<&Column> = match &copy.columns {
             Some(names) => names
                 .iter()
@@ -47,22 +60,32 @@ impl BinaryCopy {
         }
         let rows = Arc::new(RowCodec::new(codecs)?);
 
-        let list = match &copy.columns {
-            Some(names) => {
-                let quoted: Vec<String> = names.iter().map(|name| quote_ident(name)).collect();
-                format!(" ({})", quoted.join(", "))
-            }
-            None => String::new(),
-        };
-        let sql = format!("COPY {}{list} FROM STDIN (FORMAT binary)", copy.table);
-        Some(BinaryCopy { sql, rows })
+        // The plain form ends in `FROM stdin`, perhaps `;`: options go after it. The newline
+        // ends any comment the statement's last line may hold.
+        let statement = sql.trim_end().strip_suffix(';').unwrap_or(sql).trim_end();
+        Some(BinaryCopy {
+            sql: format!("{statement}\n(FORMAT binary)"),
+            table: copy.table.clone(),
+            relation,
+            rows,
+        })
+    }
+
+    /// True when `table` resolves to the looked-up relation in `client`'s session.
+    pub(crate) async fn resolves_alike(&self, client: &Client) -> bool {
+        let sql = "SELECT to_regclass($1)::oid";
+        match client.query_one(sql, &[&self.table]).await {
+            Ok(row) => row.get::<_, Option<u32>>(0) == Some(self.relation),
+            Err(_) => false,
+        }
     }
 }
 
 async fn table_columns(client: &Client, table: &str) -> Option<Vec<Column>> {
     let sql = "SELECT a.attname::text, a.attgenerated <> '', t.oid, t.typtype::text, \
-               t.typbasetype FROM pg_catalog.pg_attribute a \
+               t.typbasetype, c.oid, c.relpersistence::text FROM pg_catalog.pg_attribute a \
                JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+               JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
                WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped \
                ORDER BY a.attnum";
     let rows = client.query(sql, &[&table]).await.ok()?;
@@ -74,6 +97,8 @@ async fn table_columns(client: &Client, table: &str) -> Option<Vec<Column>> {
             type_oid: row.get(2),
             type_kind: row.get(3),
             base_type: row.get(4),
+            relation: row.get(5),
+            persistence: row.get(6),
         })
         .collect::<Vec<_>>();
     (!columns.is_empty()).then_some(columns)

@@ -148,10 +148,14 @@ pub(crate) fn convert_on(
 ) -> oneshot::Receiver<Option<Bytes>> {
     let (answer, converted) = oneshot::channel();
     pool.spawn(move || {
-        let mut out = Vec::new();
-        let binary = codec.convert(&rows, &mut out).map(|()| Bytes::from(out));
+        // A fault in the conversion must not take the process down with it: the rows then
+        // simply go as text.
+        let binary = std::panic::catch_unwind(|| {
+            let mut out = Vec::new();
+            codec.convert(&rows, &mut out).map(|()| Bytes::from(out))
+        });
         // The worker that asked may be gone with its restore; then nobody needs the rows.
-        let _ = answer.send(binary);
+        let _ = answer.send(binary.ok().flatten());
     });
     converted
 }

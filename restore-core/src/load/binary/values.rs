@@ -2,7 +2,8 @@
 //!
 //! Each encoder accepts only the text that the server's input function reads one way whatever
 //! the session's settings, and only forms the server writes itself (`COPY … TO`, which pg_dump
-//! uses): `-12`, `3.50`, `2024-01-31 12:00:00.5+01`, `\x0aff`. Anything else — surrounding
+//! uses; for floats, any plain spelling `strtod` reads): `-12`, `3.50`,
+//! `2024-01-31 12:00:00.5+01`, `\x0aff`. Anything else — surrounding
 //! spaces, `+7`, `1e3` for a numeric, `infinity`, a date before year 1 — returns `None`, and the
 //! rows holding it are sent as text, for the server to read or refuse as it always would. The
 //! binary form leaves what the text input does after parsing to the server as well: a typmod
@@ -89,9 +90,11 @@ pub(super) fn bool(text: &[u8], out: &mut Vec<u8>) -> Option<()> {
     Some(())
 }
 
-/// A float's text when it is plain decimal or exponent notation. The server reads it with
-/// `strtod`/`strtof`, which round correctly, as Rust's parser does, so both give the same bits.
-/// The server refuses a value that overflows, or that underflows to zero; so is it here.
+/// A float's text when it is plain decimal or exponent notation (`0.1`, `-1e+300`, and also
+/// `+1`, `.5` and `5.`, which the server reads alike though it does not write them). The server
+/// reads it with `strtod`/`strtof`, which round correctly, as Rust's parser does, so both give
+/// the same bits. The server refuses a value that overflows, or that underflows to zero; so is
+/// it here.
 fn float_text(text: &[u8]) -> Option<&str> {
     let plain = !text.is_empty()
         && text
