@@ -4,7 +4,7 @@
 //! connection, runs of `INSERT`s sent without waiting for each answer; COPY blocks are cut into
 //! batches of whole rows that the workers load concurrently, and the next statement waits for
 //! them. Batches of a table whose columns allow it are rewritten in the binary COPY format on
-//! the engine's pool while they wait for a worker ([`binary`]). In post-data, runs of index,
+//! the engine's pool as a worker takes them up ([`binary`]). In post-data, runs of index,
 //! constraint and foreign-key builds are spread over the workers as their tables allow
 //! ([`schedule`]). Statements that touch the database itself are aimed at the staging database,
 //! and anything reaching beyond it is refused. Setting statements are remembered and replayed
@@ -516,7 +516,8 @@ impl Loader {
         let mut workers = Vec::with_capacity(self.settings.workers);
         for id in 0..self.settings.workers {
             let client = self.server.connect_for_load(&staging, superuser).await?;
-            workers.push(worker::spawn(id, client, self.copy_failed.clone()));
+            let pool = self.settings.pool.clone();
+            workers.push(worker::spawn(id, client, pool, self.copy_failed.clone()));
         }
         tracing::debug!(workers = workers.len(), database = %staging, "connected");
         self.control = Some(Arc::new(control));
@@ -662,14 +663,9 @@ impl Loader {
             self.end_open_copy().await?;
             return self.check_failure(&block);
         }
-        let binary = block
-            .binary
-            .as_ref()
-            .map(|form| binary::convert_on(&self.settings.pool, form.rows.clone(), rows.clone()));
         let task = Task::Batch {
             block,
             rows,
-            binary,
             session: self.session.snapshot(),
         };
         // Under `continue` a block goes whole to one worker, so a failure skips all of it.
@@ -747,7 +743,6 @@ impl Loader {
             let task = Task::Batch {
                 block: block.clone(),
                 rows: Bytes::new(),
-                binary: None,
                 session: self.session.snapshot(),
             };
             self.send(self.copy_worker, task).await?;

@@ -3,8 +3,10 @@
 //! Each worker owns one connection to the staging database and a small queue of tasks. A batch
 //! of COPY rows is streamed into the COPY the worker has open for that block, opening one when
 //! needed and closing the previous one when the block changes; a statement is run as it is.
-//! A batch converted to the binary format goes into a binary COPY of the block, one left as
-//! text into a text COPY, so a block may take both.
+//! A batch of a block that can go in the binary format is converted on the engine's pool when
+//! the worker takes it up (so memory holds one converted batch per worker, whatever the queues
+//! hold) and goes into a binary COPY of the block; one left as text goes into a text COPY, so a
+//! block may take both.
 //! Before any work the worker catches up with the dump's session settings. A flush closes the
 //! open COPY so the loader can compare the rows the server counted with the rows in the dump.
 
@@ -57,12 +59,10 @@ impl DbFailure {
 
 /// Work for a worker.
 pub(crate) enum Task {
-    /// Whole rows for `block`, and their conversion to the binary format when one was
-    /// started; it answers `None` when the rows go as text.
+    /// Whole rows for `block`.
     Batch {
         block: Arc<CopyBlock>,
         rows: Bytes,
-        binary: Option<oneshot::Receiver<Option<Bytes>>>,
         session: Arc<SessionSnapshot>,
     },
     /// A statement to run, with where to send its outcome. `server_parallel` leaves the
@@ -90,12 +90,19 @@ impl Drop for WorkerHandle {
     }
 }
 
-/// Starts a worker on `client`. `copy_failed` is raised when any COPY it runs fails.
-pub(crate) fn spawn(id: usize, client: Client, copy_failed: Arc<AtomicBool>) -> WorkerHandle {
+/// Starts a worker on `client`, converting rows to the binary format on `pool`. `copy_failed`
+/// is raised when any COPY it runs fails.
+pub(crate) fn spawn(
+    id: usize,
+    client: Client,
+    pool: Arc<rayon::ThreadPool>,
+    copy_failed: Arc<AtomicBool>,
+) -> WorkerHandle {
     let (tasks, queue) = mpsc::channel(4);
     let worker = Worker {
         id,
         client,
+        pool,
         applied: None,
         serial_builds: false,
         open: None,
@@ -109,6 +116,7 @@ pub(crate) fn spawn(id: usize, client: Client, copy_failed: Arc<AtomicBool>) -> 
 struct Worker {
     id: usize,
     client: Client,
+    pool: Arc<rayon::ThreadPool>,
     applied: Option<u64>,
     /// The session holds `max_parallel_maintenance_workers = 0`.
     serial_builds: bool,
@@ -134,15 +142,8 @@ impl Worker {
                 Task::Batch {
                     block,
                     rows,
-                    binary,
                     session,
-                } => {
-                    let converted = match binary {
-                        Some(conversion) => conversion.await.ok().flatten(),
-                        None => None,
-                    };
-                    self.load(block, rows, converted, &session).await;
-                }
+                } => self.load(block, rows, &session).await,
                 Task::Run {
                     sql,
                     session,
@@ -201,28 +202,29 @@ impl Worker {
         Ok(())
     }
 
-    /// Sends `rows` of `block` into the COPY open for them, as `converted` (the same rows in
-    /// the binary format) when there is one and this connection may load it, opening the COPY
-    /// first when the block or the format changed.
-    async fn load(
-        &mut self,
-        block: Arc<CopyBlock>,
-        rows: Bytes,
-        converted: Option<Bytes>,
-        session: &SessionSnapshot,
-    ) {
+    /// Sends `rows` of `block` into the COPY open for them, in the binary format when the block
+    /// can take it, this connection may load it and the rows convert, opening the COPY first
+    /// when the block or the format changed.
+    async fn load(&mut self, block: Arc<CopyBlock>, rows: Bytes, session: &SessionSnapshot) {
         if block.failure.lock().is_ok_and(|failure| failure.is_some()) {
             return;
         }
-        let (rows, binary) = match converted {
-            Some(converted) => match self.loads_binary(&block, session).await {
-                Ok(true) => (converted, true),
-                Ok(false) => (rows, false),
+        let converted = match &block.binary {
+            Some(form) if !rows.is_empty() => match self.loads_binary(&block, session).await {
+                Ok(true) => binary::convert_on(&self.pool, form.rows.clone(), rows.clone())
+                    .await
+                    .ok()
+                    .flatten(),
+                Ok(false) => None,
                 Err(err) => {
                     self.fail(&block, DbFailure::from_pg(&err));
                     return;
                 }
             },
+            _ => None,
+        };
+        let (rows, binary) = match converted {
+            Some(converted) => (converted, true),
             None => (rows, false),
         };
         let same_copy = self
