@@ -1030,14 +1030,17 @@ def machine(tools: Tools, server: Server) -> dict:
     }
 
 
-def example_commands(tools: Tools, server: Server, main: Dataset, configs: list[Config]) -> list:
+def example_commands(
+    tools: Tools, server: Server, main: Dataset, small: Dataset, configs: list[Config]
+) -> list:
     """One command line per configuration, as run (the server's URL hidden)."""
     lines = []
     for config in configs:
+        ds = small if config.inserts else main
         target = "bench_" + config.name.replace("-", "_")
-        cmd = shown(command(tools, server, main, config, target))
+        cmd = shown(command(tools, server, ds, config, target))
         if config.runner == "psql":
-            cmd = f"{shown(decompressor(tools, main, config))} | {cmd}"
+            cmd = f"{shown(decompressor(tools, ds, config))} | {cmd}"
         lines.append(f"{config.name}: {cmd}")
     return lines
 
@@ -1140,7 +1143,7 @@ def restore_mode(args: argparse.Namespace, tools: Tools, server: Server, stamp: 
         table=restore_table(rows, main_ds, small_ds),
         verdicts=restore_targets(rows),
         settings=settings,
-        commands=example_commands(tools, server, main_ds, configs),
+        commands=example_commands(tools, server, main_ds, small_ds, configs),
         raw={"rows": rows_json(rows)},
     )
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tests the Python SDK: builds the abi3 wheel, installs it in target/py-venv, checks the Python
-# code with ruff and runs tests/python against a throwaway PostgreSQL (or the server named by
-# SECURERESTORE_TEST_DATABASE_URL). Needs Rust, Python 3.9+ with pip and the server binaries.
+# code (the SDK, its tests, the benchmark) with ruff and runs tests/python against a throwaway
+# PostgreSQL (or the server named by SECURERESTORE_TEST_DATABASE_URL). Needs Rust, Python 3.9+
+# with pip and the server binaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,8 +26,8 @@ wheel=$(ls "$wheels"/secureai_restore_sdk-*.whl)
 
 step "ruff"
 ruff_config=restore-py/pyproject.toml
-"$venv/bin/ruff" check --config "$ruff_config" restore-py/python tests/python
-"$venv/bin/ruff" format --check --config "$ruff_config" restore-py/python tests/python
+"$venv/bin/ruff" check --config "$ruff_config" restore-py/python tests/python bench
+"$venv/bin/ruff" format --check --config "$ruff_config" restore-py/python tests/python bench
 
 step "Python tests"
 # `secureai` is imported from the installed wheel: the source tree is not on sys.path.
