@@ -386,12 +386,7 @@ impl LocalServer {
                     .ok()
             })
             .filter(|out| out.status.success())
-            .and_then(|out| {
-                String::from_utf8_lossy(&out.stdout)
-                    .split_whitespace()
-                    .last()
-                    .map(str::to_owned)
-            });
+            .and_then(|out| version_of(&String::from_utf8_lossy(&out.stdout)));
         Some(binaries.unwrap_or_else(|| major.trim().to_owned()))
     }
 
@@ -565,6 +560,15 @@ fn default_state_dir_from(
         Some(home) => home.join(".local/state/securerestore"),
         None => std::env::temp_dir().join("securerestore"),
     }
+}
+
+/// The version in what `postgres --version` prints: `postgres (PostgreSQL) 15.18 (Debian
+/// 15.18-0+deb12u1)` gives `15.18`.
+fn version_of(banner: &str) -> Option<String> {
+    banner
+        .split_whitespace()
+        .find(|word| word.starts_with(|c: char| c.is_ascii_digit()))
+        .map(str::to_owned)
 }
 
 /// The `bin` directory of the highest major version under `root` that holds `initdb`.
@@ -1051,6 +1055,17 @@ mod tests {
             shell_quote(OsStr::new("it's")).expect("utf-8"),
             r"'it'\''s'"
         );
+    }
+
+    #[test]
+    fn version_is_the_first_number_of_the_banner() {
+        let debian = "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n";
+        assert_eq!(version_of(debian).as_deref(), Some("15.18"));
+        assert_eq!(
+            version_of("postgres (PostgreSQL) 17.2").as_deref(),
+            Some("17.2")
+        );
+        assert_eq!(version_of("postgres (PostgreSQL)"), None);
     }
 
     #[test]
