@@ -35,8 +35,10 @@ pub(crate) fn follow(
                     None => {
                         let changed = last_operation != status.current_operation;
                         if changed || last_line.elapsed() >= LINE_EVERY {
+                            // The percentage is of what reached the server; reading runs
+                            // ahead of it, so the bytes say how far reading has gone.
                             eprintln!(
-                                "{} {:>3}% {operation} {} of {} bytes",
+                                "{} {:>3}% {operation} ({} of {} bytes read)",
                                 status.restore_id,
                                 status.progress,
                                 status.bytes_read,

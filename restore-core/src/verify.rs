@@ -58,7 +58,7 @@ impl VerifyReport {
 impl fmt::Display for VerifyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{} ({}, {} bytes)", self.name, self.format, self.size)?;
-        writeln!(f, "  sha256:   {}", self.checksum.as_deref().unwrap_or("-"))?;
+        writeln!(f, "  checksum: {}", self.checksum.as_deref().unwrap_or("-"))?;
         let verdict = match self.checksum_matches {
             Some(true) => "matches",
             Some(false) => "DOES NOT MATCH",

@@ -379,10 +379,14 @@ impl Loader {
     async fn setting(&mut self, stmt: &Statement, name: &str, value: Option<String>) -> Result<()> {
         if name == "client_encoding" {
             let value = value.unwrap_or_else(|| "UTF8".into());
-            return self.session.set_encoding(&value).map_err(|err| {
+            self.session.set_encoding(&value).map_err(|err| {
                 err.context(self.place(stmt.line, None))
                     .with_detail("line", stmt.line)
-            });
+            })?;
+            // Applied by the engine rather than sent, but applied all the same: the count
+            // matches the statements `verify` finds in the dump.
+            self.progress.count_statement();
+            return Ok(());
         }
         let sql = self.text(stmt)?;
         if self.control.is_some() {

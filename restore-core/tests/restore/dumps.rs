@@ -39,11 +39,20 @@ fn a_real_pg_dump_restores_with_the_same_content_and_objects() {
             parallel_workers: workers,
             ..Default::default()
         };
-        let (target, status) = restore_sql(&dump, options);
+        let fixture = Fixture::new();
+        fixture.write("dump.sql", &dump);
+        let target = unique("dump");
+        let status = fixture.restore("dump.sql", &target, options);
         assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
         assert_eq!(
             support::table_fingerprint(&support::database_url(), &target),
             expected
+        );
+        // Every statement of the dump is either run or skipped, client_encoding included.
+        let found = fixture.engine.verify_backup("dump.sql").expect("verify");
+        assert_eq!(
+            status.summary.statements + status.summary.skipped,
+            found.statements
         );
         let objects = "SELECT (SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'), \
                        (SELECT count(*) FROM pg_constraint WHERE contype = 'f'), \
