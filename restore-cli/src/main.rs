@@ -42,7 +42,21 @@ fn report(err: &RestoreError) {
         let details = serde_json::Value::Object(err.details().clone());
         eprintln!("  details: {details}");
     }
+    if let Some(hint) = hint(err.code()) {
+        eprintln!("  hint: {hint}");
+    }
     eprintln!("  code: {}  request: {}", err.code(), err.request_id());
+}
+
+/// What to do next, in the command's own terms, where the message cannot say it.
+fn hint(code: ErrorCode) -> Option<&'static str> {
+    match code {
+        ErrorCode::DatabaseExists => {
+            Some("--force replaces it, once the new copy has been restored beside it")
+        }
+        ErrorCode::BackupNotFound => Some("`securerestore backups` lists the backup directory"),
+        _ => None,
+    }
 }
 
 /// The documented exit status of each error code.

@@ -76,6 +76,11 @@ fn seal_writes_a_sidecar_and_verify_catches_a_changed_file() {
     assert_eq!(report["checksum_matches"], true);
     assert_eq!(report["rows"], 3);
 
+    let out = securerestore(dir.path(), &["verify", "b.sql"]);
+    let text = stdout(&out);
+    assert!(text.contains("  checksum: sha256:"), "{text}");
+    assert!(!text.contains("sha256:   sha256:"), "{text}");
+
     std::fs::write(&file, format!("{DUMP}-- edited\n")).unwrap();
     let out = securerestore(dir.path(), &["verify", "b.sql"]);
     assert_eq!(out.status.code(), Some(7));
@@ -106,6 +111,11 @@ fn restore_prints_the_final_status_as_json() {
         stderr(&out)
     );
     assert!(stderr(&out).contains("database_exists"));
+    assert!(
+        stderr(&out).contains("hint: --force replaces it"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = securerestore(
         dir.path(),
@@ -140,6 +150,13 @@ fn each_error_class_has_its_exit_status() {
     }
     let out = securerestore(dir.path(), &["restore", "bad.sql", "--target", &target]);
     assert!(stderr(&out).contains("bad.sql, line 1"), "{}", stderr(&out));
+    let out = securerestore(dir.path(), &["pack", "/nonexistent/dump.sql"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no file /nonexistent/dump.sql"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!support::database_exists(&target));
 }
 

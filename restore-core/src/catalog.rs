@@ -421,9 +421,9 @@ fn check_name(name: &str) -> Result<()> {
     let reason = if name.is_empty() {
         Some("is empty")
     } else if Path::new(name).is_absolute() {
-        Some("is an absolute path")
+        Some("is an absolute path: name the file inside the backup directory")
     } else if name.contains('/') {
-        Some("contains '/'")
+        Some("contains '/': name the file inside the backup directory")
     } else if name.contains('\0') {
         Some("contains a NUL byte")
     } else if name.contains("..") {

@@ -52,6 +52,23 @@ pub fn pack(
         ))
         .with_detail("piece_bytes", piece_bytes));
     }
+    // A file that is not there is a mistake in the request, not a failure of the work.
+    match std::fs::metadata(input) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            return Err(
+                RestoreError::invalid(format!("no file {} to pack", input.display()))
+                    .with_detail("path", input.display().to_string()),
+            );
+        }
+        Ok(meta) if meta.is_dir() => {
+            return Err(RestoreError::invalid(format!(
+                "{} is a directory, not a dump to pack",
+                input.display()
+            ))
+            .with_detail("path", input.display().to_string()));
+        }
+        _ => {}
+    }
 
     let file_name = output.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
         RestoreError::invalid(format!("{} does not name a file", output.display()))
@@ -284,19 +301,40 @@ mod tests {
     }
 
     #[test]
-    fn failed_pack_leaves_no_output_and_no_temporary_file() {
+    fn a_missing_input_is_a_bad_request() {
         let dir = tempfile::tempdir().unwrap();
         let output = dir.path().join("out.gz");
-        let err = pack(
-            &dir.path().join("missing.sql"),
-            &output,
-            Format::Gzip,
-            1024,
-            6,
-            pool(),
-        )
-        .unwrap_err();
-        assert_eq!(err.code(), ErrorCode::RestoreFailed);
+        for input in [dir.path().join("missing.sql"), dir.path().to_path_buf()] {
+            let err = pack(&input, &output, Format::Gzip, 1024, 6, pool()).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidRequest, "{err}");
+            assert!(
+                err.message().contains(&input.display().to_string()),
+                "{err}"
+            );
+        }
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn failed_pack_leaves_no_output_and_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = dir.path().join("whole.gz");
+        pack_plain(&dir, &b"SELECT 1;\n".repeat(50_000), &whole);
+        let bytes = fs::read(&whole).unwrap();
+        let input = dir.path().join("cut.gz");
+        fs::write(&input, &bytes[..bytes.len() / 2]).unwrap();
+        let before: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+
+        let output = dir.path().join("out.gz");
+        let err = pack(&input, &output, Format::Gzip, 1024, 6, pool()).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::RestoreFailed, "{err}");
+        let after: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(after.len(), before.len(), "{after:?}");
     }
 }
