@@ -1,9 +1,11 @@
 //! Recognising the few statements that change how the rest of the dump is read.
 //!
-//! Two kinds matter to the lexer: `COPY … FROM stdin`, after which rows follow in-line, and
+//! Three kinds matter to the lexer: `COPY … FROM stdin`, after which rows follow in-line;
 //! settings of `standard_conforming_strings`, which decide whether a backslash in a plain
-//! `'…'` string escapes the next byte. Both are found by a small tokenizer over the complete
-//! statement, so comments, quoted identifiers and column lists cannot mislead it.
+//! `'…'` string escapes the next byte; and settings of `client_encoding`, since in a few
+//! encodings the second byte of a character may be a backslash. All are found by a small
+//! tokenizer over the complete statement, so comments, quoted identifiers and column lists
+//! cannot mislead it.
 
 use super::quote::{dollar_delimiter, is_ident_byte, string_escapes, Delimiter};
 
@@ -14,6 +16,8 @@ pub(super) enum StatementKind {
     CopyFromStdin,
     /// A setting of `standard_conforming_strings` to this value.
     StandardConformingStrings(bool),
+    /// A setting of `client_encoding` (also `SET NAMES`) to this name; `None` for the default.
+    ClientEncoding(Option<String>),
     /// Anything else.
     Other,
 }
@@ -34,10 +38,14 @@ pub(super) fn classify(sql: &[u8], conforming: bool) -> StatementKind {
         set_kind(tokens)
     } else if first.eq_ignore_ascii_case(b"reset") {
         match tokens.next() {
-            Some(Token::Word(name)) if is_conforming_name(name) => Some(true),
+            Some(Token::Word(name)) if is_conforming_name(name) => {
+                Some(StatementKind::StandardConformingStrings(true))
+            }
+            Some(Token::Word(name)) if is_encoding_name(name) => {
+                Some(StatementKind::ClientEncoding(None))
+            }
             _ => None,
         }
-        .map(StatementKind::StandardConformingStrings)
     } else if first.eq_ignore_ascii_case(b"select") {
         set_config_kind(tokens)
     } else {
@@ -68,7 +76,8 @@ fn copy_kind(mut tokens: Tokens<'_>) -> Option<StatementKind> {
     None
 }
 
-/// `SET [SESSION | LOCAL] standard_conforming_strings { = | TO } value`.
+/// `SET [SESSION | LOCAL] standard_conforming_strings { = | TO } value`, the same of
+/// `client_encoding`, and `SET NAMES value`.
 fn set_kind(mut tokens: Tokens<'_>) -> Option<StatementKind> {
     let mut name = tokens.next()?;
     if let Token::Word(word) = name {
@@ -76,7 +85,13 @@ fn set_kind(mut tokens: Tokens<'_>) -> Option<StatementKind> {
             name = tokens.next()?;
         }
     }
-    if !matches!(name, Token::Word(word) if is_conforming_name(word)) {
+    let Token::Word(name) = name else {
+        return None;
+    };
+    if name.eq_ignore_ascii_case(b"names") {
+        return encoding_value(tokens.next()?);
+    }
+    if !is_conforming_name(name) && !is_encoding_name(name) {
         return None;
     }
     match tokens.next()? {
@@ -84,11 +99,25 @@ fn set_kind(mut tokens: Tokens<'_>) -> Option<StatementKind> {
         Token::Word(word) if word.eq_ignore_ascii_case(b"to") => {}
         _ => return None,
     }
-    let value = match tokens.next()? {
+    let value = tokens.next()?;
+    if is_encoding_name(name) {
+        return encoding_value(value);
+    }
+    let value = match value {
         Token::Word(value) | Token::Str(value) => parse_bool(value)?,
         _ => return None,
     };
     Some(StatementKind::StandardConformingStrings(value))
+}
+
+/// The encoding a `client_encoding` value names; `DEFAULT` is the server's, UTF-8 here.
+fn encoding_value(value: Token<'_>) -> Option<StatementKind> {
+    let (Token::Word(value) | Token::Str(value)) = value else {
+        return None;
+    };
+    let value = String::from_utf8_lossy(value).into_owned();
+    let default = value.eq_ignore_ascii_case("default");
+    Some(StatementKind::ClientEncoding((!default).then_some(value)))
 }
 
 /// `SELECT [pg_catalog.]set_config('standard_conforming_strings', 'value', …)`.
@@ -108,6 +137,9 @@ fn set_config_kind(mut tokens: Tokens<'_>) -> Option<StatementKind> {
             if is_conforming_name(name) {
                 return parse_bool(value).map(StatementKind::StandardConformingStrings);
             }
+            if is_encoding_name(name) {
+                return encoding_value(Token::Str(value));
+            }
         }
     }
     None
@@ -115,6 +147,10 @@ fn set_config_kind(mut tokens: Tokens<'_>) -> Option<StatementKind> {
 
 fn is_conforming_name(word: &[u8]) -> bool {
     word.eq_ignore_ascii_case(b"standard_conforming_strings")
+}
+
+fn is_encoding_name(word: &[u8]) -> bool {
+    word.eq_ignore_ascii_case(b"client_encoding")
 }
 
 /// PostgreSQL's spellings of a boolean setting; `DEFAULT` restores the default, on.
@@ -258,6 +294,7 @@ fn block_comment_len(rest: &[u8]) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use super::StatementKind;
     use crate::dump::tests::{items, outline, statements};
     use crate::dump::DumpLexer;
 
@@ -311,6 +348,31 @@ mod tests {
         assert!(conforming_after(
             "SET standard_conforming_strings = off; SET standard_conforming_strings = 'on';"
         ));
+    }
+
+    fn encoding_of(sql: &str) -> StatementKind {
+        super::classify(sql.as_bytes(), true)
+    }
+
+    #[test]
+    fn client_encoding_is_recognised_in_each_spelling() {
+        let sjis = || StatementKind::ClientEncoding(Some("SJIS".into()));
+        assert_eq!(encoding_of("SET client_encoding = 'SJIS';"), sjis());
+        assert_eq!(encoding_of("set SESSION Client_Encoding TO SJIS;"), sjis());
+        assert_eq!(encoding_of("SET NAMES 'SJIS';"), sjis());
+        assert_eq!(
+            encoding_of("SELECT pg_catalog.set_config('client_encoding', 'SJIS', false);"),
+            sjis()
+        );
+        assert_eq!(
+            encoding_of("SET client_encoding TO DEFAULT;"),
+            StatementKind::ClientEncoding(None)
+        );
+        assert_eq!(
+            encoding_of("RESET client_encoding;"),
+            StatementKind::ClientEncoding(None)
+        );
+        assert_eq!(encoding_of("SET search_path = sjis;"), StatementKind::Other);
     }
 
     #[test]

@@ -27,16 +27,19 @@ pub(super) struct CopyBlock {
     search_from: usize,
     /// Whether the rows end in `\r\n`, as the first row does.
     crlf: Option<bool>,
+    /// The dump's client encoding, when a backslash byte may be part of a character.
+    multibyte: Option<MultiByte>,
 }
 
 impl CopyBlock {
-    pub(super) fn new(start_line: u64) -> Self {
+    pub(super) fn new(start_line: u64, multibyte: Option<MultiByte>) -> Self {
         CopyBlock {
             start_line,
             rows: 0,
             rows_end: 0,
             search_from: 0,
             crlf: None,
+            multibyte,
         }
     }
 
@@ -49,7 +52,9 @@ impl CopyBlock {
     /// - an unescaped `\.` before the line end, which PostgreSQL 15 takes as the end of the
     ///   data, silently dropping the rows after it.
     ///
-    /// pg_dump writes none of these: a backslash in data is `\\` and a newline `\n`.
+    /// pg_dump writes none of these: a backslash in data is `\\` and a newline `\n`. In the
+    /// client encodings whose characters may end in the backslash byte (SJIS, BIG5, GBK, UHC,
+    /// GB18030, JOHAB), the row is read character by character, as the server reads it.
     pub(super) fn count_rows(&mut self, rows: &[u8], line: u64) -> Result<u64, LexError> {
         let mut count = 0;
         let mut start = 0;
@@ -60,19 +65,38 @@ impl CopyBlock {
                 return Err(LexError::new(row_line, LexErrorKind::MixedLineEnds));
             }
             let content = &rows[start..end - usize::from(crlf)];
-            if odd_backslashes_at_end(content) {
-                return Err(LexError::new(row_line, LexErrorKind::RowJoinsNextLine));
-            }
-            if content
-                .strip_suffix(b".")
-                .is_some_and(odd_backslashes_at_end)
-            {
-                return Err(LexError::new(row_line, LexErrorKind::EndOfDataInRow));
+            let row_end = match self.multibyte {
+                None => RowEnd::of(content),
+                Some(encoding) => RowEnd::read_in(content, encoding),
+            };
+            match row_end {
+                RowEnd::Plain => {}
+                RowEnd::Backslash => {
+                    return Err(LexError::new(row_line, LexErrorKind::RowJoinsNextLine));
+                }
+                RowEnd::EndOfData => {
+                    return Err(LexError::new(row_line, LexErrorKind::EndOfDataInRow));
+                }
             }
             count += 1;
             start = end + 1;
         }
         Ok(count)
+    }
+
+    /// Refuses a terminator whose line end is unlike the rows' (`\.` + `\r\n` after rows ending
+    /// in `\n`, or the reverse), which the server refuses when it reads the whole block. `line`
+    /// is the terminator's; `terminator` is the line with its end, if any.
+    pub(super) fn check_terminator(&self, terminator: &[u8], line: u64) -> Result<(), LexError> {
+        let crlf = match terminator {
+            [.., b'\r', b'\n'] => true,
+            [.., b'\n'] => false,
+            _ => return Ok(()),
+        };
+        match self.crlf {
+            Some(rows) if rows != crlf => Err(LexError::new(line, LexErrorKind::MixedLineEnds)),
+            _ => Ok(()),
+        }
     }
 
     /// Bytes at the front of the buffer that are known to be whole rows.
@@ -111,6 +135,106 @@ impl CopyBlock {
                 _ => None,
             };
         }
+    }
+}
+
+/// The client encodings in which the second (or a later) byte of a character may be `\\`, so
+/// that the server reads a row of them character by character (PostgreSQL's
+/// `pg_encoding_mblen`). In every other encoding a byte below 0x80 is always that character.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MultiByte {
+    /// SJIS: 0xA1–0xDF are one-byte katakana, other bytes from 0x80 lead two.
+    Sjis,
+    /// BIG5, GBK, UHC: every byte from 0x80 leads two.
+    Double,
+    /// GB18030: a lead byte followed by 0x30–0x39 starts four bytes, else two.
+    Gb18030,
+    /// JOHAB, read as EUC: 0x8E leads two, 0x8F three, other bytes from 0x80 two.
+    Johab,
+}
+
+impl MultiByte {
+    /// The kind of `name`, a client encoding as a dump sets it (`'SJIS'`, `Shift_JIS`, `win950`);
+    /// `None` for the encodings whose bytes below 0x80 are always characters.
+    pub(crate) fn of(name: &str) -> Option<MultiByte> {
+        let name: String = name
+            .trim()
+            .trim_matches(|c| c == '\'' || c == '"')
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        match name.as_str() {
+            "SJIS" | "SHIFTJIS" | "MSKANJI" | "WIN932" | "WINDOWS932" => Some(MultiByte::Sjis),
+            "BIG5" | "WIN950" | "WINDOWS950" | "GBK" | "WIN936" | "WINDOWS936" | "UHC"
+            | "WIN949" | "WINDOWS949" => Some(MultiByte::Double),
+            "GB18030" => Some(MultiByte::Gb18030),
+            "JOHAB" => Some(MultiByte::Johab),
+            _ => None,
+        }
+    }
+
+    /// Length of the character whose first byte is `bytes[0]`.
+    fn char_len(self, bytes: &[u8]) -> usize {
+        let lead = bytes[0];
+        if lead < 0x80 {
+            return 1;
+        }
+        match self {
+            MultiByte::Sjis if (0xa1..=0xdf).contains(&lead) => 1,
+            MultiByte::Sjis | MultiByte::Double => 2,
+            MultiByte::Gb18030 => match bytes.get(1) {
+                Some(b'0'..=b'9') => 4,
+                _ => 2,
+            },
+            MultiByte::Johab if lead == 0x8f => 3,
+            MultiByte::Johab => 2,
+        }
+    }
+}
+
+/// How a COPY row's text ends, before its line end.
+#[derive(Debug, PartialEq, Eq)]
+enum RowEnd {
+    /// In a character or an escaped backslash.
+    Plain,
+    /// In an unescaped backslash, which joins the next line to the row.
+    Backslash,
+    /// In an unescaped `\.`, which PostgreSQL 15 takes as the end of the data.
+    EndOfData,
+}
+
+impl RowEnd {
+    /// The end of `content` in an encoding whose bytes below 0x80 are always characters.
+    fn of(content: &[u8]) -> RowEnd {
+        if odd_backslashes_at_end(content) {
+            RowEnd::Backslash
+        } else if content
+            .strip_suffix(b".")
+            .is_some_and(odd_backslashes_at_end)
+        {
+            RowEnd::EndOfData
+        } else {
+            RowEnd::Plain
+        }
+    }
+
+    /// The end of `content` read as the server reads a row in `encoding`: a backslash takes
+    /// the byte after it, and a byte from 0x80 starts a character of several bytes.
+    fn read_in(content: &[u8], encoding: MultiByte) -> RowEnd {
+        let mut at = 0;
+        while at < content.len() {
+            if content[at] == b'\\' {
+                match content.get(at + 1) {
+                    None => return RowEnd::Backslash,
+                    Some(b'.') if at + 2 == content.len() => return RowEnd::EndOfData,
+                    Some(_) => at += 2,
+                }
+            } else {
+                at += encoding.char_len(&content[at..]);
+            }
+        }
+        RowEnd::Plain
     }
 }
 
@@ -219,6 +343,82 @@ mod tests {
         assert_eq!(err.line(), 4);
         let ok = copy_block("escaped \\\\\n");
         assert_eq!(end(&ok).0, 1, "an escaped backslash ends the row");
+    }
+
+    #[test]
+    fn a_backslash_byte_inside_a_character_of_the_dump_s_encoding_ends_no_row() {
+        // 表 is 0x95 0x5C in SJIS, ソ 0x83 0x5C: pg_dump -E SJIS writes them as they are.
+        let rows = b"1\t\x95\x5c\n2\t\x83\x5c.\n3\t\xb1\\\\\n";
+        for set in [
+            "SET client_encoding = 'SJIS';",
+            "SET NAMES 'SJIS';",
+            "SELECT pg_catalog.set_config('client_encoding', 'SJIS', false);",
+        ] {
+            let mut dump = format!("{set}\nCOPY t (a, b) FROM stdin;\n").into_bytes();
+            dump.extend_from_slice(rows);
+            dump.extend_from_slice(b"\\.\n");
+            assert_eq!(end(&items(&dump)).0, 3, "{set}");
+        }
+
+        // Read as UTF-8 (or after a return to it) the same bytes end in a backslash.
+        let mut dump = b"COPY t (a, b) FROM stdin;\n".to_vec();
+        dump.extend_from_slice(rows);
+        dump.extend_from_slice(b"\\.\n");
+        assert!(matches!(
+            error(&dump).kind(),
+            LexErrorKind::RowJoinsNextLine
+        ));
+        let mut dump = b"SET NAMES 'SJIS';\nRESET client_encoding;\n".to_vec();
+        dump.extend_from_slice(b"COPY t (a, b) FROM stdin;\n");
+        dump.extend_from_slice(rows);
+        dump.extend_from_slice(b"\\.\n");
+        assert!(matches!(
+            error(&dump).kind(),
+            LexErrorKind::RowJoinsNextLine
+        ));
+    }
+
+    #[test]
+    fn in_a_multibyte_encoding_a_backslash_still_takes_the_next_byte() {
+        for (encoding, row, kind) in [
+            // A real backslash after a whole character still joins the row to the next.
+            (
+                "SJIS",
+                &b"1\t\x95\x5c\\\n"[..],
+                LexErrorKind::RowJoinsNextLine,
+            ),
+            // The server's backslash takes one byte, the lead of 表, leaving its 0x5C bare.
+            ("SJIS", b"1\t\\\x95\x5c\n", LexErrorKind::RowJoinsNextLine),
+            ("BIG5", b"1\t\xa4\x5c\\.\n", LexErrorKind::EndOfDataInRow),
+            (
+                "GB18030",
+                b"1\t\x81\x30\x81\x30\\\n",
+                LexErrorKind::RowJoinsNextLine,
+            ),
+        ] {
+            let mut dump = format!("SET client_encoding = '{encoding}';\n").into_bytes();
+            dump.extend_from_slice(b"COPY t (a, b) FROM stdin;\n");
+            dump.extend_from_slice(row);
+            dump.extend_from_slice(b"\\.\n");
+            let err = error(&dump);
+            assert_eq!(
+                std::mem::discriminant(err.kind()),
+                std::mem::discriminant(&kind)
+            );
+            assert_eq!(err.line(), 3, "{encoding}");
+        }
+    }
+
+    #[test]
+    fn a_terminator_with_another_line_end_than_the_rows_is_refused() {
+        let err = error(b"COPY t (a) FROM stdin;\n1\n2\n\\.\r\n");
+        assert!(matches!(err.kind(), LexErrorKind::MixedLineEnds), "{err}");
+        assert_eq!(err.line(), 4);
+        let err = error(b"COPY t (a) FROM stdin;\r\n1\r\n\\.\nSELECT 1;\n");
+        assert!(matches!(err.kind(), LexErrorKind::MixedLineEnds), "{err}");
+        // Without rows any line end goes, as it does for the server; so does the end of file.
+        assert_eq!(end(&items(b"COPY t (a) FROM stdin;\n\\.\r\n")).0, 0);
+        assert_eq!(end(&items(b"COPY t (a) FROM stdin;\r\n1\r\n\\.")).0, 1);
     }
 
     #[test]

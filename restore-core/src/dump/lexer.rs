@@ -3,7 +3,8 @@
 //! The lexer reads its source in large blocks into one buffer and hands out statements and COPY
 //! rows as `Bytes` slices of that buffer, so rows are never copied one by one. Statements are
 //! found by [`Scanner`], COPY blocks by [`CopyBlock`], and the few statements that change how
-//! the rest is read (`COPY … FROM stdin`, `standard_conforming_strings`) by [`classify`].
+//! the rest is read (`COPY … FROM stdin`, `standard_conforming_strings`, `client_encoding`) by
+//! [`classify`].
 
 use std::io::{self, Read};
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use bytes::{Buf, BytesMut};
 use memchr::memchr;
 
 use super::classify::{classify, StatementKind};
-use super::copy::{chunk_cut, CopyBlock};
+use super::copy::{chunk_cut, CopyBlock, MultiByte};
 use super::meta::split_meta_command;
 use super::scan::{Mode, Scanner, Stop};
 use super::{Construct, Item, LexError, LexErrorKind, MetaCommand, Statement, TocEntry};
@@ -60,6 +61,8 @@ pub struct DumpLexer<R: Read> {
     read_block: usize,
     toc: Option<Arc<TocEntry>>,
     standard_conforming_strings: bool,
+    /// The dump's client encoding, when it is one whose characters may hold a backslash byte.
+    multibyte: Option<MultiByte>,
 }
 
 impl<R: Read> DumpLexer<R> {
@@ -82,6 +85,7 @@ impl<R: Read> DumpLexer<R> {
             read_block: READ_BLOCK,
             toc: None,
             standard_conforming_strings: true,
+            multibyte: None,
         }
     }
 
@@ -234,11 +238,15 @@ impl<R: Read> DumpLexer<R> {
         match classify(&statement.sql, self.standard_conforming_strings) {
             StatementKind::CopyFromStdin => {
                 self.skip_copy_statement_line()?;
-                self.copy = Some(CopyBlock::new(statement.line));
+                self.copy = Some(CopyBlock::new(statement.line, self.multibyte));
                 Ok(Item::CopyStart(statement))
             }
             StatementKind::StandardConformingStrings(on) => {
                 self.standard_conforming_strings = on;
+                Ok(Item::Statement(statement))
+            }
+            StatementKind::ClientEncoding(name) => {
+                self.multibyte = name.as_deref().and_then(MultiByte::of);
                 Ok(Item::Statement(statement))
             }
             StatementKind::Other => Ok(Item::Statement(statement)),
@@ -318,6 +326,9 @@ impl<R: Read> DumpLexer<R> {
                 .get_or_insert_with(|| (BytesMut::new(), statement_line));
             pending.extend_from_slice(&self.buf[..start]);
         }
+        if meta.name == "encoding" && !meta.args.is_empty() {
+            self.multibyte = MultiByte::of(&String::from_utf8_lossy(&meta.args));
+        }
         self.discard_line(line_end);
         Ok(Item::Meta(meta))
     }
@@ -370,6 +381,7 @@ impl<R: Read> DumpLexer<R> {
                 return Ok(Item::CopyData(rows));
             }
             if let Some(len) = terminator {
+                block.check_terminator(&self.buf[..len], self.scanner.line)?;
                 let end = Item::CopyEnd {
                     rows: block.rows,
                     line: self.scanner.line,

@@ -64,7 +64,8 @@ impl Session {
             .to_ascii_uppercase()
             .replace(['-', '_'], "");
         self.encoding = match upper.as_str() {
-            "UTF8" | "UNICODE" | "SQLASCII" => None,
+            // DEFAULT is the server's encoding: the engine's own connections are UTF-8.
+            "UTF8" | "UNICODE" | "SQLASCII" | "DEFAULT" => None,
             "LATIN1" => Some(ClientEncoding {
                 server_name: "LATIN1".into(),
                 decoder: Decoder::Latin1,

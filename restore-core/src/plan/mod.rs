@@ -185,6 +185,14 @@ fn classify_setting(words: &[Word], options: PlanOptions) -> Option<Action> {
                 value: None,
             });
         }
+        if kw(first, "names") {
+            // SET NAMES is client_encoding under another name; the engine applies it itself.
+            let value = words.get(first + 1).and_then(Word::text).map(str::to_owned);
+            return Some(Action::Setting {
+                name: "client_encoding".into(),
+                value,
+            });
+        }
         let name = name_at(first)?;
         let value = words.get(first + 2).and_then(Word::text).map(str::to_owned);
         return Some(Action::Setting { name, value });

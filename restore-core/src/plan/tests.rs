@@ -63,6 +63,20 @@ fn set_statements_are_session_settings() {
 }
 
 #[test]
+fn set_names_is_client_encoding() {
+    for sql in ["SET NAMES 'SJIS';", "set session names sjis;"] {
+        assert_eq!(
+            plain(sql),
+            Action::Setting {
+                name: "client_encoding".into(),
+                value: Some(if sql.contains('\'') { "SJIS" } else { "sjis" }.into())
+            },
+            "{sql}"
+        );
+    }
+}
+
+#[test]
 fn transaction_scoped_settings_are_barriers() {
     assert_eq!(plain("SET LOCAL work_mem = '1GB';"), Action::Barrier);
     assert_eq!(

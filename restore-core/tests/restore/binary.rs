@@ -303,3 +303,32 @@ fn a_copy_statement_the_server_cannot_parse_fails_the_restore() {
         assert!(!support::database_exists(&target));
     }
 }
+
+#[test]
+fn a_dump_in_an_encoding_whose_characters_hold_a_backslash_byte_restores_as_psql_does() {
+    // In SJIS 表 is 0x95 0x5C and ソ 0x83 0x5C: `pg_dump -E SJIS` writes the second byte bare,
+    // and a row may end in it, or in it and a dot.
+    let source = unique("sjis_source");
+    support::create_database(&source);
+    query(
+        &source,
+        "CREATE TABLE words (id int PRIMARY KEY, word text); \
+         INSERT INTO words VALUES (1, '表'), (2, 'ソ.'), (3, '能\\q'), (4, 'x表x41');",
+    );
+    let dump = pg_dump(&source, &["-E", "SJIS"]);
+    assert!(
+        dump.windows(3).any(|w| w == b"\x95\x5c\n"),
+        "the dump holds 表 at a row end"
+    );
+    let status = restores_as_psql_does(&dump);
+    assert_eq!(status.summary.rows, 4);
+    assert_eq!(status.summary.binary_rows, 0, "rows in SJIS go as text");
+
+    // SET NAMES is client_encoding too: 0x5C after 0x95 is no escape, here or in psql.
+    let by_hand = b"SET NAMES 'SJIS';\nCREATE TABLE public.t (a integer, b text);\n\
+        COPY public.t (a, b) FROM stdin;\n1\t\x95\x5cx41\n2\t\x94\x5cq\n\\.\n"
+        .to_vec();
+    let status = restores_as_psql_does(&by_hand);
+    assert_eq!(status.summary.binary_rows, 0);
+    support::drop_database(&source);
+}
