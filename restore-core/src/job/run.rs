@@ -289,7 +289,12 @@ fn lex_error(err: LexError, source: &str) -> RestoreError {
         }
     }
     let line = err.line();
-    RestoreError::failed(err.to_string())
+    // The context names the line; a message that starts with it would say it twice.
+    let message = err.to_string();
+    let message = message
+        .strip_prefix(&format!("line {line}: "))
+        .unwrap_or(&message);
+    RestoreError::failed(message)
         .context(format!("{source}, line {line}"))
         .with_detail("file", source)
         .with_detail("line", line)

@@ -323,6 +323,15 @@ fn a_truncated_copy_block_fails_and_names_its_line() {
 }
 
 #[test]
+fn a_copy_row_the_server_would_join_to_the_next_names_its_line_once() {
+    let message = refused(b"CREATE TABLE t (x text);\nCOPY t (x) FROM stdin;\n1\n2\\\n3\n\\.\n");
+    assert!(
+        message.starts_with("dump.sql, line 4: the COPY row ends in"),
+        "{message}"
+    );
+}
+
+#[test]
 fn a_block_whose_rows_are_checked_by_triggers_is_loaded_whole_in_order() {
     // A hand-written schema with its foreign keys in place before the data: each row refers to
     // the one before it, so batches loaded side by side would fail the check.
