@@ -24,16 +24,20 @@ use std::task::Poll;
 
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::SinkExt;
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::Client;
+use tokio_postgres::{Client, CopyInSink};
 
 use crate::dump::{Item, MetaCommand, Statement, TocEntry};
 use crate::error::{RestoreError, Result};
 use crate::job::{OnError, Operation, Progress, StatementError};
 use crate::plan::{
-    answers_without_rows, classify, copy_target, plain_copy, Action, Build, PlanOptions,
+    answers_without_rows, classify, copy_target, plain_copy, transaction_boundary, Action, Build,
+    PlanOptions, Transaction,
 };
-use crate::server::{describe_db_error, execute_one, is_superuser, quote_ident, Server};
+use crate::server::{
+    describe_db_error, execute_one, is_superuser, quote_ident, quote_literal, Server,
+};
 use crate::staging;
 use binary::BinaryCopy;
 use schedule::{next_startable, runs_alone, TableLocks};
@@ -81,6 +85,10 @@ pub(crate) struct Loader {
     /// The current COPY block goes whole to one worker and nothing overlaps it.
     copy_serial: bool,
     unchecked: Vec<(Arc<CopyBlock>, u64)>,
+    /// The line of the `BEGIN` whose transaction block is open on the control connection.
+    transaction: Option<u64>,
+    /// A COPY block inside that transaction block, loaded on the control connection.
+    control_copy: Option<ControlCopy>,
     run: Vec<Pending>,
     dumped_db: Option<String>,
     dropped_db: Option<String>,
@@ -105,6 +113,18 @@ struct InFlight {
     line: u64,
     object: Option<String>,
     bytes: usize,
+}
+
+/// A COPY block loaded on the control connection, inside the dump's own transaction block,
+/// where the workers could not see what the block did before it and would wait on its locks.
+struct ControlCopy {
+    /// `None` once the server refused the COPY; the rest of its rows are passed over.
+    sink: Option<Pin<Box<CopyInSink<Bytes>>>>,
+    line: u64,
+    object: String,
+    failure: Option<DbFailure>,
+    /// The session's client encoding was changed for this COPY.
+    converted: bool,
 }
 
 /// A post-data build waiting for its run to be scheduled.
@@ -168,6 +188,8 @@ impl Loader {
             copy_worker: 0,
             copy_serial: false,
             unchecked: Vec::new(),
+            transaction: None,
+            control_copy: None,
             run: Vec::new(),
             dumped_db: None,
             dropped_db: None,
@@ -228,7 +250,13 @@ impl Loader {
         }
         self.ensure_connected().await?;
         self.check_dropped()?;
-        self.barrier().await
+        self.barrier().await?;
+        if let Some(opened) = self.transaction {
+            // psql would end here and its server roll the block back, reporting success.
+            let why = "the dump ends inside this transaction block, which would be rolled back";
+            return Err(self.refuse(opened, None, why));
+        }
+        Ok(())
     }
 
     /// A dump may drop only the database it creates (`--clean --create`).
@@ -299,7 +327,13 @@ impl Loader {
 
     async fn statement(&mut self, stmt: Statement) -> Result<()> {
         let toc = stmt.toc.clone();
-        match classify(&stmt, self.settings.plan) {
+        let mut action = classify(&stmt, self.settings.plan);
+        if self.transaction.is_some() && matches!(action, Action::Concurrent(_)) {
+            // Inside the dump's transaction block only the control connection sees what the
+            // block made, and a worker would wait on the locks it holds.
+            action = Action::Barrier;
+        }
+        match action {
             Action::Setting { name, value } => self.setting(&stmt, &name, value).await,
             Action::Concurrent(build) => {
                 self.ensure_connected().await?;
@@ -323,7 +357,15 @@ impl Loader {
                 let sql = self.text(&stmt)?;
                 let pipelined = answers_without_rows(&stmt.sql);
                 self.run_on_control(sql, stmt.line, toc.as_deref(), pipelined)
-                    .await
+                    .await?;
+                match transaction_boundary(&stmt.sql) {
+                    Some(Transaction::Opens) => {
+                        self.transaction.get_or_insert(stmt.line);
+                    }
+                    Some(Transaction::Closes) => self.transaction = None,
+                    None => {}
+                }
+                Ok(())
             }
             Action::Skip(reason) => {
                 tracing::debug!(line = stmt.line, reason, "statement skipped");
@@ -463,6 +505,13 @@ impl Loader {
                     let why = format!(
                         "connects to database {db:?} as well: dumps of several databases \
                          (pg_dumpall) are not supported"
+                    );
+                    return Err(self.refuse(meta.line, meta.toc.as_deref(), &why));
+                }
+                if let Some(opened) = self.transaction {
+                    let why = format!(
+                        "\\connect inside the transaction block opened at line {opened}, which \
+                         would be rolled back"
                     );
                     return Err(self.refuse(meta.line, meta.toc.as_deref(), &why));
                 }
@@ -629,6 +678,9 @@ impl Loader {
         self.run_pending_builds().await?;
         self.progress.set_operation(Operation::RestoringData);
         let sql = self.text(&stmt)?;
+        if self.transaction.is_some() {
+            return self.begin_control_copy(&stmt, &sql).await;
+        }
         // Rows checked by triggers (foreign keys of a hand-written schema, user triggers) may
         // depend on the rows of earlier blocks and of their own block: such a block waits for
         // everything before it and is loaded whole by one worker, as psql would.
@@ -660,6 +712,9 @@ impl Loader {
     }
 
     async fn copy_rows(&mut self, rows: Bytes) -> Result<()> {
+        if self.control_copy.is_some() {
+            return self.control_copy_rows(rows).await;
+        }
         let Some(block) = self.copy.clone() else {
             return Ok(());
         };
@@ -738,6 +793,9 @@ impl Loader {
     }
 
     async fn end_copy(&mut self, rows: u64) -> Result<()> {
+        if self.control_copy.is_some() {
+            return self.end_control_copy(rows).await;
+        }
         let Some(block) = self.copy.take() else {
             return Ok(());
         };
@@ -815,19 +873,119 @@ impl Loader {
         }
         let loaded = block.loaded.load(Ordering::Relaxed);
         if loaded != expected {
-            let message = format!(
-                "the server stored {loaded} rows but the dump holds {expected} for this block"
-            );
-            return Err(RestoreError::failed(message)
-                .context(self.place(block.line, Some(&block.object)))
-                .with_detail("line", block.line)
-                .with_detail("object", block.object.clone())
-                .with_detail("rows_expected", expected)
-                .with_detail("rows_loaded", loaded));
+            return Err(self.rows_lost(block.line, &block.object, loaded, expected));
         }
         self.progress
             .count_binary_rows(block.loaded_binary.load(Ordering::Relaxed));
         Ok(())
+    }
+
+    fn rows_lost(&self, line: u64, object: &str, loaded: u64, expected: u64) -> RestoreError {
+        let message =
+            format!("the server stored {loaded} rows but the dump holds {expected} for this block");
+        RestoreError::failed(message)
+            .context(self.place(line, Some(object)))
+            .with_detail("line", line)
+            .with_detail("object", object.to_owned())
+            .with_detail("rows_expected", expected)
+            .with_detail("rows_loaded", loaded)
+    }
+
+    /// Opens a COPY on the control connection for a block inside the dump's transaction block.
+    /// Its rows go as the dump has them, in the text format, in the dump's client encoding.
+    async fn begin_control_copy(&mut self, stmt: &Statement, sql: &str) -> Result<()> {
+        let control = self.control.clone().expect("connected before a COPY");
+        let object =
+            object_of(stmt.toc.as_deref()).unwrap_or_else(|| format!("COPY at line {}", stmt.line));
+        tracing::debug!(line = stmt.line, "COPY block inside a transaction block");
+        let mut copy = ControlCopy {
+            sink: None,
+            line: stmt.line,
+            object,
+            failure: None,
+            converted: false,
+        };
+        let encoding = self
+            .session
+            .encoding()
+            .map(|encoding| &encoding.server_name);
+        let opened = async {
+            if let Some(encoding) = encoding {
+                let set = format!("SET client_encoding TO {}", quote_literal(encoding));
+                control.batch_execute(&set).await?;
+                copy.converted = true;
+            }
+            control.copy_in::<_, Bytes>(sql).await
+        };
+        match opened.await {
+            Ok(sink) => copy.sink = Some(Box::pin(sink)),
+            Err(err) => copy.failure = Some(DbFailure::from_pg(&err)),
+        }
+        self.control_copy = Some(copy);
+        self.stop_on_control_copy_failure()
+    }
+
+    async fn control_copy_rows(&mut self, rows: Bytes) -> Result<()> {
+        let copy = self
+            .control_copy
+            .as_mut()
+            .expect("a COPY on the control connection");
+        if let Some(sink) = copy.sink.as_mut() {
+            if let Err(err) = sink.send(rows).await {
+                copy.sink = None;
+                copy.failure = Some(DbFailure::from_pg(&err));
+            }
+        }
+        self.stop_on_control_copy_failure()
+    }
+
+    /// Under `stop`, a refused COPY ends the restore at once rather than after its last row.
+    fn stop_on_control_copy_failure(&mut self) -> Result<()> {
+        let failed = self
+            .control_copy
+            .as_ref()
+            .is_some_and(|copy| copy.failure.is_some());
+        if failed && self.settings.on_error == OnError::Stop {
+            let copy = self
+                .control_copy
+                .take()
+                .expect("a COPY on the control connection");
+            let failure = copy.failure.expect("a failure");
+            return self.statement_failed(copy.line, Some(copy.object), failure);
+        }
+        Ok(())
+    }
+
+    async fn end_control_copy(&mut self, expected: u64) -> Result<()> {
+        let mut copy = self
+            .control_copy
+            .take()
+            .expect("a COPY on the control connection");
+        let control = self.control.clone().expect("connected before a COPY");
+        let mut loaded = None;
+        if let Some(mut sink) = copy.sink.take() {
+            match sink.as_mut().finish().await {
+                Ok(rows) => loaded = Some(rows),
+                Err(err) => copy.failure = Some(DbFailure::from_pg(&err)),
+            }
+        }
+        if copy.converted {
+            // In a block the COPY aborted, this fails too; ending the block sets the encoding
+            // back all the same, as the SET before the COPY is undone with it.
+            if let Err(err) = control.batch_execute("SET client_encoding TO 'UTF8'").await {
+                copy.failure.get_or_insert(DbFailure::from_pg(&err));
+            }
+        }
+        self.progress.count_copy(expected);
+        if let Some(failure) = copy.failure {
+            return self.statement_failed(copy.line, Some(copy.object), failure);
+        }
+        match loaded {
+            Some(loaded) if loaded != expected => {
+                Err(self.rows_lost(copy.line, &copy.object, loaded, expected))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Runs the buffered post-data builds over the workers, each starting as soon as a worker

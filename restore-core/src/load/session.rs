@@ -92,6 +92,11 @@ impl Session {
         self.encoding.is_none()
     }
 
+    /// The dump's client encoding, when it is not UTF-8.
+    pub(crate) fn encoding(&self) -> Option<&ClientEncoding> {
+        self.encoding.as_ref()
+    }
+
     /// What workers need to catch up.
     pub(crate) fn snapshot(&self) -> Arc<SessionSnapshot> {
         Arc::new(SessionSnapshot {

@@ -51,7 +51,7 @@ pub(crate) struct DbFailure {
 }
 
 impl DbFailure {
-    fn from_pg(err: &tokio_postgres::Error) -> Self {
+    pub(crate) fn from_pg(err: &tokio_postgres::Error) -> Self {
         let (message, sqlstate) = describe_db_error(err);
         DbFailure { message, sqlstate }
     }

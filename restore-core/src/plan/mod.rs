@@ -111,6 +111,13 @@ pub(crate) fn classify(stmt: &Statement, options: PlanOptions) -> Action {
     if kw(0, "copy") {
         return Action::Refuse("COPY to or from a server file or program".into());
     }
+    if (kw(0, "prepare") && kw(1, "transaction"))
+        || ((kw(0, "commit") || kw(0, "rollback")) && kw(1, "prepared"))
+    {
+        return Action::Refuse(
+            "prepared transactions outlive the session and hold their locks on the server".into(),
+        );
+    }
     if options.no_owner && kw(0, "alter") && (owner_to(&words) || ends_with_owner_to(&stmt.sql)) {
         return Action::Skip("ownership (no_owner)");
     }
@@ -283,6 +290,34 @@ fn classify_build(words: &[Word], toc: Option<&TocEntry>) -> Option<Build> {
         }
     }
     None
+}
+
+/// How a statement moves the control connection in and out of a transaction block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transaction {
+    /// `BEGIN`, `START TRANSACTION`.
+    Opens,
+    /// `COMMIT`, `END`, `ROLLBACK`, `ABORT`, without `AND CHAIN`, which opens the next block
+    /// at once.
+    Closes,
+}
+
+/// Whether `sql` opens or closes a transaction block. `ROLLBACK TO` a savepoint does neither.
+pub(crate) fn transaction_boundary(sql: &[u8]) -> Option<Transaction> {
+    let words = leading_words(sql, 8);
+    let kw = |i: usize, k: &str| words.get(i).is_some_and(|w| w.is(k));
+
+    if kw(0, "begin") || (kw(0, "start") && kw(1, "transaction")) {
+        return Some(Transaction::Opens);
+    }
+    let closing = kw(0, "commit") || kw(0, "end") || kw(0, "rollback") || kw(0, "abort");
+    if !closing || kw(1, "to") || kw(2, "to") || kw(1, "prepared") {
+        return None;
+    }
+    let chained = words
+        .windows(2)
+        .any(|pair| pair[0].is("and") && pair[1].is("chain"));
+    (!chained).then_some(Transaction::Closes)
 }
 
 /// True for an `INSERT` without `RETURNING`: its answer holds no rows, so reading it needs

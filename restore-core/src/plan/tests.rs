@@ -318,3 +318,43 @@ fn only_inserts_without_returning_answer_without_rows() {
     ));
     assert!(!answers_without_rows(b"\"insert\" ();"));
 }
+
+#[test]
+fn transaction_blocks_open_and_close_as_the_server_reads_them() {
+    use Transaction::{Closes, Opens};
+    for (sql, expected) in [
+        ("BEGIN;", Some(Opens)),
+        ("begin work;", Some(Opens)),
+        (
+            "START TRANSACTION ISOLATION LEVEL SERIALIZABLE;",
+            Some(Opens),
+        ),
+        ("COMMIT;", Some(Closes)),
+        ("END TRANSACTION;", Some(Closes)),
+        ("ROLLBACK;", Some(Closes)),
+        ("abort;", Some(Closes)),
+        ("COMMIT AND NO CHAIN;", Some(Closes)),
+        ("COMMIT AND CHAIN;", None),
+        ("ROLLBACK WORK AND CHAIN;", None),
+        ("ROLLBACK TO SAVEPOINT a;", None),
+        ("ROLLBACK TO a;", None),
+        ("ROLLBACK WORK TO a;", None),
+        ("SAVEPOINT a;", None),
+        ("SELECT 'BEGIN';", None),
+        ("\"begin\";", None),
+    ] {
+        assert_eq!(transaction_boundary(sql.as_bytes()), expected, "{sql}");
+    }
+}
+
+#[test]
+fn prepared_transactions_are_refused() {
+    for sql in [
+        "PREPARE TRANSACTION 'x';",
+        "COMMIT PREPARED 'x';",
+        "ROLLBACK PREPARED 'x';",
+    ] {
+        assert!(matches!(plain(sql), Action::Refuse(_)), "{sql}");
+    }
+    assert_eq!(plain("PREPARE q AS SELECT 1;"), Action::Barrier);
+}

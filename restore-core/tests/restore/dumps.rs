@@ -322,6 +322,123 @@ fn a_truncated_copy_block_fails_and_names_its_line() {
     assert!(message.contains("line 2"), "{message}");
 }
 
+/// A restore that would wait for ever on a lock fails after this many seconds instead.
+fn bounded() -> RestoreOptions {
+    RestoreOptions {
+        parallel_workers: 3,
+        timeout_seconds: Some(60),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn builds_inside_a_transaction_block_run_in_it() {
+    // Under pg_dump's headers these builds would go to the workers, which cannot see a table
+    // the block has not committed.
+    let sql = b"BEGIN;\n\
+        -- Name: t; Type: TABLE; Schema: public; Owner: -\n\
+        CREATE TABLE public.t (x int, y int);\n\
+        INSERT INTO public.t VALUES (1, 1), (2, 2);\n\
+        -- Name: t_x; Type: INDEX; Schema: public; Owner: -\n\
+        CREATE INDEX t_x ON public.t USING btree (x);\n\
+        -- Name: t_y; Type: INDEX; Schema: public; Owner: -\n\
+        CREATE INDEX t_y ON public.t USING btree (y);\n\
+        -- Name: t t_pk; Type: CONSTRAINT; Schema: public; Owner: -\n\
+        ALTER TABLE ONLY public.t ADD CONSTRAINT t_pk PRIMARY KEY (x);\n\
+        COMMIT;\n";
+    let (target, status) = restore_sql(sql, bounded());
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    let indexes = "SELECT count(*) FROM pg_indexes WHERE tablename = 't'";
+    assert_eq!(query(&target, indexes), "3");
+    support::drop_database(&target);
+}
+
+#[test]
+fn a_copy_inside_a_transaction_block_loads_in_it() {
+    // The TRUNCATE holds the table's lock until COMMIT: a worker's COPY would wait for it.
+    let rows: String = (1..=5000).map(|x| format!("{x}\n")).collect();
+    let sql = format!(
+        "CREATE TABLE t (x int);\nINSERT INTO t VALUES (0);\nBEGIN;\nTRUNCATE t;\n\
+         COPY t (x) FROM stdin;\n{rows}\\.\nCOMMIT;\nCOPY t (x) FROM stdin;\n5001\n\\.\n"
+    );
+    let (target, status) = restore_sql(sql.as_bytes(), bounded());
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    assert_eq!(query(&target, "SELECT count(*), min(x) FROM t"), "5001|1");
+    assert_eq!(status.summary.rows, 5001);
+    support::drop_database(&target);
+}
+
+#[test]
+fn a_latin1_copy_inside_a_transaction_block_is_read_in_its_encoding() {
+    let sql = b"SET client_encoding = 'LATIN1';\nBEGIN;\nCREATE TABLE t (v text);\n\
+                COPY t (v) FROM stdin;\nna\xefve\n\\.\nCOMMIT;\nINSERT INTO t VALUES ('caf\xe9');\n";
+    let (target, status) = restore_sql(sql, bounded());
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    assert_eq!(
+        query(&target, "SELECT string_agg(v, ',' ORDER BY v) FROM t"),
+        "café,naïve"
+    );
+    support::drop_database(&target);
+}
+
+#[test]
+fn a_failing_copy_inside_a_transaction_block_names_its_line() {
+    let sql = b"CREATE TABLE t (x int);\nBEGIN;\nCOPY t (x) FROM stdin;\n1\nnot a number\n\\.\n\
+                COMMIT;\n";
+    let (target, status) = restore_sql(sql, bounded());
+    assert_eq!(status.status, RestoreState::Failed);
+    let error = status.error.clone().expect("error");
+    assert_eq!(error.details()["line"], 3, "{}", error.message());
+    assert!(error.message().contains("integer"), "{}", error.message());
+    assert!(!support::database_exists(&target));
+    assert!(staging_left(&status).is_empty());
+
+    // Under `continue`, as with psql, the block is rolled back and what follows it stays.
+    let sql = b"CREATE TABLE t (x int);\nBEGIN;\nINSERT INTO t VALUES (1);\n\
+                COPY t (x) FROM stdin;\n2\nnot a number\n\\.\nCOMMIT;\nINSERT INTO t VALUES (3);\n";
+    let options = RestoreOptions {
+        on_error: OnError::Continue,
+        ..bounded()
+    };
+    let (target, status) = restore_sql(sql, options);
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    let lines: Vec<u64> = status.errors.iter().map(|e| e.line).collect();
+    assert_eq!(lines, [4], "{:?}", status.errors);
+    assert_eq!(
+        query(&target, "SELECT string_agg(x::text, ',') FROM t"),
+        "3"
+    );
+    support::drop_database(&target);
+}
+
+#[test]
+fn a_rolled_back_block_leaves_nothing_as_in_psql() {
+    let sql = b"CREATE TABLE t (x int);\nBEGIN;\nCOPY t (x) FROM stdin;\n1\n\\.\n\
+                INSERT INTO t VALUES (2);\nROLLBACK;\nINSERT INTO t VALUES (3);\n";
+    let (target, status) = restore_sql(sql, bounded());
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    assert_eq!(
+        query(&target, "SELECT string_agg(x::text, ',') FROM t"),
+        "3"
+    );
+    support::drop_database(&target);
+}
+
+#[test]
+fn a_dump_ending_inside_a_transaction_block_is_refused() {
+    // psql would end, its server roll the block back, and the restore look complete.
+    let message = refused(b"CREATE TABLE t (x int);\nSTART TRANSACTION;\nDROP TABLE t;\n");
+    assert!(message.contains("line 2"), "{message}");
+    assert!(
+        message.contains("ends inside this transaction block"),
+        "{message}"
+    );
+
+    let message = refused(b"BEGIN;\nCREATE TABLE t (x int);\n\\connect other\nCOMMIT;\n");
+    assert!(message.contains("line 3"), "{message}");
+    assert!(message.contains("opened at line 1"), "{message}");
+}
+
 #[test]
 fn a_copy_row_the_server_would_join_to_the_next_names_its_line_once() {
     let message = refused(b"CREATE TABLE t (x text);\nCOPY t (x) FROM stdin;\n1\n2\\\n3\n\\.\n");
