@@ -292,6 +292,31 @@ typedef uint32_t sr_order;
 #endif // __cplusplus
 
 /**
+ * The compression `sr_pack` writes.
+ */
+enum sr_pack_format
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * Consecutive gzip members, read by `gunzip` as one stream.
+     */
+    SR_PACK_GZIP = 0,
+    /**
+     * Consecutive zstd frames, read by `zstd -d` as one stream.
+     */
+    SR_PACK_ZSTD = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum sr_pack_format sr_pack_format;
+#else
+typedef uint32_t sr_pack_format;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * What a failing statement or COPY block does.
  */
 enum sr_on_error
@@ -693,6 +718,30 @@ sr_result sr_seal(const struct sr_engine *engine,
                   char *buf,
                   size_t len,
                   size_t *needed);
+
+/**
+ * Writes the dump at `input_path` (plain, gzip or zstd, anywhere on
+ * disk) into the backup directory as `backup_name`, in pieces that
+ * restores decode on every core, and seals it.
+ *
+ * The pieces hold `piece_bytes` bytes of SQL each (0 means 4 MiB) and
+ * are compressed in parallel as `format` (an `sr_pack_format`) at
+ * `level`: gzip 0-9, zstd 1-22, or a negative level for the format's
+ * default (6 and 3). The backup appears whole or not at all, and never
+ * over an existing one (`SR_INVALID_REQUEST`). Blocks while it reads
+ * and compresses the whole file.
+ *
+ * # Safety
+ *
+ * `engine` must be NULL or a live engine; `input_path` and
+ * `backup_name` NULL or NUL-terminated.
+ */
+sr_result sr_pack(const struct sr_engine *engine,
+                  const char *input_path,
+                  const char *backup_name,
+                  uint32_t format,
+                  size_t piece_bytes,
+                  int32_t level);
 
 /**
  * The library's version, e.g. `"0.1.0"`: a static string, never free

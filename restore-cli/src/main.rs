@@ -9,7 +9,7 @@ mod progress;
 use std::process::ExitCode;
 
 use clap::Parser;
-use restore_core::codec::Format;
+use restore_core::codec::{self, Format};
 use restore_core::{
     Engine, EngineConfig, ErrorCode, ListOptions, LocalServer, OnError, RestoreError,
     RestoreOptions, RestoreRequest, RestoreState, RestoreStatus, SortKey, SortOrder,
@@ -194,21 +194,14 @@ fn backups(engine: &Engine, args: &BackupsArgs) -> Result<ExitCode, RestoreError
 }
 
 fn pack(engine: &Engine, args: &PackArgs) -> Result<ExitCode, RestoreError> {
-    let (format, level, extension) = match args.format {
-        PackFormat::Gzip => (Format::Gzip, args.level.unwrap_or(6), "gz"),
-        PackFormat::Zstd => (Format::Zstd, args.level.unwrap_or(3), "zst"),
+    let format = match args.format {
+        PackFormat::Gzip => Format::Gzip,
+        PackFormat::Zstd => Format::Zstd,
     };
+    let level = args.level.unwrap_or(codec::default_level(format));
     let name = match &args.name {
         Some(name) => name.clone(),
-        None => {
-            let file = args
-                .file
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("backup.sql");
-            let stem = file.trim_end_matches(".gz").trim_end_matches(".zst");
-            format!("{stem}.{extension}")
-        }
+        None => codec::packed_name(&args.file, format),
     };
     let piece_bytes = args.piece_mib.saturating_mul(1 << 20);
     let backup = engine.pack(&args.file, &name, format, piece_bytes, level)?;

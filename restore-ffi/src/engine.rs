@@ -1,7 +1,9 @@
 //! `sr_engine`: the engine a C program opens over a backup directory and a server.
 
 use std::ffi::{c_char, CStr};
+use std::path::Path;
 
+use restore_core::codec::{self, Format};
 use restore_core::{Engine, EngineConfig};
 
 use crate::error::{run, sr_result, Failure};
@@ -143,6 +145,68 @@ pub unsafe extern "C" fn sr_seal(
         }
         // SAFETY: `buf`, `len` and `needed` as the caller promised.
         unsafe { copy_to_buffer(&checksum, buf, len, needed) }
+    })
+}
+
+/// The compression `sr_pack` writes.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum sr_pack_format {
+    /// Consecutive gzip members, read by `gunzip` as one stream.
+    SR_PACK_GZIP = 0,
+    /// Consecutive zstd frames, read by `zstd -d` as one stream.
+    SR_PACK_ZSTD = 1,
+}
+
+/// Writes the dump at `input_path` (plain, gzip or zstd, anywhere on
+/// disk) into the backup directory as `backup_name`, in pieces that
+/// restores decode on every core, and seals it.
+///
+/// The pieces hold `piece_bytes` bytes of SQL each (0 means 4 MiB) and
+/// are compressed in parallel as `format` (an `sr_pack_format`) at
+/// `level`: gzip 0-9, zstd 1-22, or a negative level for the format's
+/// default (6 and 3). The backup appears whole or not at all, and never
+/// over an existing one (`SR_INVALID_REQUEST`). Blocks while it reads
+/// and compresses the whole file.
+///
+/// # Safety
+///
+/// `engine` must be NULL or a live engine; `input_path` and
+/// `backup_name` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn sr_pack(
+    engine: *const sr_engine,
+    input_path: *const c_char,
+    backup_name: *const c_char,
+    format: u32,
+    piece_bytes: usize,
+    level: i32,
+) -> sr_result {
+    run(|| {
+        // SAFETY: `engine` is NULL or live (the caller's promise).
+        let engine = unsafe { borrow(engine, "engine") }?;
+        // SAFETY: both strings are NULL or NUL-terminated (the caller's promise).
+        let input = unsafe { borrow_str(input_path, "input_path") }?;
+        // SAFETY: as above.
+        let name = unsafe { borrow_str(backup_name, "backup_name") }?;
+        let format = match format {
+            0 => Format::Gzip,
+            1 => Format::Zstd,
+            other => return Err(crate::backups::unknown("format", other)),
+        };
+        let level = match level {
+            ..0 => codec::default_level(format),
+            level => level,
+        };
+        let piece_bytes = match piece_bytes {
+            0 => codec::DEFAULT_PIECE_BYTES,
+            bytes => bytes,
+        };
+
+        engine
+            .engine
+            .pack(Path::new(input), name, format, piece_bytes, level)?;
+        Ok(())
     })
 }
 

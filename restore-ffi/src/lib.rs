@@ -28,7 +28,8 @@ pub use backups::{
     sr_backup_page_len, sr_backup_page_total, sr_order, sr_sort,
 };
 pub use engine::{
-    sr_config, sr_engine, sr_engine_free, sr_engine_new, sr_seal, sr_version, SR_CHECKSUM_SIZE,
+    sr_config, sr_engine, sr_engine_free, sr_engine_new, sr_pack, sr_pack_format, sr_seal,
+    sr_version, SR_CHECKSUM_SIZE,
 };
 pub use error::{
     sr_last_error_code, sr_last_error_details, sr_last_error_message, sr_last_error_request_id,

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use restore_core::codec::{self, Format};
 use restore_core::{ListOptions, RestoreError, RestoreRequest};
 
 use crate::errors::{EngineError, EngineResult};
@@ -82,6 +83,32 @@ impl Engine {
     ) -> PyResult<Bound<'py, PyAny>> {
         let engine = self.engine.clone();
         let backup = blocking(py, timeout, "seal", move || engine.seal(&name))?;
+        to_py(py, &backup)
+    }
+
+    /// Packs the dump at `path` into the backup directory as `name` (by default the file's
+    /// name with `.gz` or `.zst`): pieces of `piece_bytes` bytes of SQL compressed as `format`
+    /// at `level`, which restores decode on every core. Seals it and returns the backup.
+    #[pyo3(signature = (path, name=None, format="gzip", piece_bytes=None, level=None, timeout=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn pack<'py>(
+        &self,
+        py: Python<'py>,
+        path: PathBuf,
+        name: Option<String>,
+        format: &str,
+        piece_bytes: Option<usize>,
+        level: Option<i32>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let format: Format = format.parse().map_err(EngineError)?;
+        let name = name.unwrap_or_else(|| codec::packed_name(&path, format));
+        let level = level.unwrap_or(codec::default_level(format));
+        let piece_bytes = piece_bytes.unwrap_or(codec::DEFAULT_PIECE_BYTES);
+        let engine = self.engine.clone();
+        let backup = blocking(py, timeout, "pack", move || {
+            engine.pack(&path, &name, format, piece_bytes, level)
+        })?;
         to_py(py, &backup)
     }
 

@@ -264,6 +264,40 @@ static void check_restore_with_progress(const sr_engine *engine,
     sr_status_free(status);
 }
 
+/* Packs the small backup into many zstd frames and restores the result. */
+static void check_pack(const sr_engine *engine, const char *dir,
+                       const char *target)
+{
+    const char *packed = "packed_20240105_120000.sql.zst";
+    char input[4096];
+    sr_status *status;
+
+    snprintf(input, sizeof input, "%s/small_20240101_120000.sql", dir);
+    check(sr_pack(engine, input, packed, SR_PACK_ZSTD, 16, -1) == SR_OK,
+          "a backup is packed in 16-byte zstd frames");
+    status = restore_and_wait(engine, packed, target);
+    check(status != NULL && status->status == SR_STATE_COMPLETED
+              && status->rows == 3,
+          "  the packed backup restores its three rows");
+    sr_status_free(status);
+
+    check_refusal(sr_pack(engine, input, packed, SR_PACK_ZSTD, 0, -1),
+                  SR_INVALID_REQUEST, "packing over an existing backup");
+    check(sr_pack(engine, input, "other.sql.gz", 7, 0, -1)
+              == SR_INVALID_ARGUMENT,
+          "an unknown pack format is an invalid argument");
+    check_refusal(sr_pack(engine, input, "other.sql.gz", SR_PACK_GZIP, 0, 10),
+                  SR_INVALID_REQUEST, "gzip level 10");
+    check_refusal(sr_pack(engine, input, "../escape.sql.gz", SR_PACK_GZIP,
+                          0, -1),
+                  SR_INVALID_REQUEST, "a packed name leaving the directory");
+    check(sr_pack(engine, NULL, packed, SR_PACK_GZIP, 0, -1)
+              == SR_NULL_ARGUMENT,
+          "a NULL input path is SR_NULL_ARGUMENT");
+    remove_file(dir, packed);
+    remove_file(dir, "packed_20240105_120000.sql.zst.sha256");
+}
+
 static void check_cancel_and_rate_limit(const sr_engine *engine,
                                         const char *sleepy_target,
                                         const char *other_target)
@@ -375,6 +409,7 @@ int main(void)
     /* mkdtemp's template: six placeholder letters after the prefix. */
     char dir[] = "/tmp/sr-c-test-......";
     char small[64], sleepy[64], other[64], broken[64], huge[64];
+    char packed[64];
     sr_config config;
     sr_engine *engine = NULL;
     sr_restore *restore = NULL;
@@ -391,6 +426,7 @@ int main(void)
     snprintf(other, sizeof other, "c_other_%ld", pid);
     snprintf(broken, sizeof broken, "c_broken_%ld", pid);
     snprintf(huge, sizeof huge, "c_huge_%ld", pid);
+    snprintf(packed, sizeof packed, "c_packed_%ld", pid);
 
     check(write_file(dir, "small_20240101_120000.sql",
                      "CREATE TABLE film (id integer PRIMARY KEY, "
@@ -419,6 +455,7 @@ int main(void)
 
     check_list(engine);
     check_restore_with_progress(engine, small);
+    check_pack(engine, dir, packed);
 
     check_refusal(sr_restore_start(engine, "../etc/passwd", other, NULL,
                                    &restore),

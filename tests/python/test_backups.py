@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 from datetime import timezone
+from pathlib import Path
 
 import pytest
 from conftest import Backups, Postgres, film_dump
@@ -74,7 +76,11 @@ def test_list_backups_pages_sorts_and_describes(client: RestoreClient, backups: 
     assert isinstance(first, Backup)
     assert first.created_at.tzinfo is not None
     assert first.created_at.utcoffset() == timezone.utc.utcoffset(None)
-    assert (first.created_at.year, first.created_at.month, first.created_at.hour) == (2024, 3, 12)
+    assert (first.created_at.year, first.created_at.month, first.created_at.hour) == (
+        2024,
+        3,
+        12,
+    )
     assert first.size == os.path.getsize(backups.dir / first.name)
     assert first.checksum is None
     assert first.status == "available"
@@ -106,3 +112,40 @@ def test_missing_backup_is_backup_not_found(client: RestoreClient) -> None:
         client.seal_backup("backup_19990101_000000.sql")
     assert isinstance(raised.value, RestoreError)
     assert (raised.value.code, raised.value.http_status) == ("backup_not_found", 404)
+
+
+def test_pack_writes_a_sealed_backup_that_restores(
+    client: RestoreClient,
+    backups: Backups,
+    tmp_path: Path,
+    target: str,
+    postgres: Postgres,
+) -> None:
+    dump = tmp_path / "nightly.sql"
+    dump.write_text(film_dump(30_000))
+
+    packed = client.pack_backup(dump, piece_mib=1)
+
+    assert packed.name == "nightly.sql.gz"
+    assert packed.checksum is not None and packed.checksum.startswith("sha256:")
+    stored = (backups.dir / "nightly.sql.gz").read_bytes()
+    assert gzip.decompress(stored) == dump.read_bytes()
+    assert stored.count(b"\x1f\x8b\x08") > 1, "one gzip member per MiB of SQL"
+    status = client.create_restore(packed.name, target, {"verify": True}).wait_for_completion()
+    assert (status.status, status.summary.rows) == ("completed", 30_000)
+    assert postgres.query("SELECT count(*) FROM film", target) == "30000"
+
+
+def test_pack_refuses_what_it_cannot_write(client: RestoreClient, tmp_path: Path) -> None:
+    dump = tmp_path / "nightly.sql"
+    dump.write_text(film_dump(3))
+    with pytest.raises(InvalidRequestError, match="lz4"):
+        client.pack_backup(dump, format="lz4")
+    with pytest.raises(InvalidRequestError, match="level"):
+        client.pack_backup(dump, format="zstd", level=30)
+    with pytest.raises(InvalidRequestError, match="piece_mib"):
+        client.pack_backup(dump, piece_mib=0)
+    with pytest.raises(InvalidRequestError):
+        client.pack_backup(dump, "../outside.sql.gz")
+    with pytest.raises(InvalidRequestError, match="no file"):
+        client.pack_backup(tmp_path / "missing.sql")

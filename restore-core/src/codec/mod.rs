@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use crate::checksum::HashingReader;
 use crate::error::{RestoreError, Result};
-pub use pack::pack;
+pub use pack::{default_level, pack, packed_name, DEFAULT_PIECE_BYTES};
 use split::{Buffers, Limits, Message, Source, Splitter, StoredFile};
 
 /// How many decoded chunks may wait for the consumer. With the segments in flight on the pool
@@ -49,6 +49,23 @@ impl Format {
             Format::Plain => "plain",
             Format::Gzip => "gzip",
             Format::Zstd => "zstd",
+        }
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = RestoreError;
+
+    /// Parses a compression a backup may be packed in: `gzip` or `zstd`. `plain` is a format
+    /// of stored backups, not of packed ones, so it is not read here.
+    fn from_str(text: &str) -> Result<Format> {
+        match text {
+            "gzip" => Ok(Format::Gzip),
+            "zstd" => Ok(Format::Zstd),
+            _ => Err(
+                RestoreError::invalid(format!("cannot pack as {text:?}: use gzip or zstd"))
+                    .with_detail("format", text),
+            ),
         }
     }
 }

@@ -19,6 +19,36 @@ use crate::error::{RestoreError, Result};
 /// Largest piece accepted: a packed gzip member records its length in 32 bits.
 const MAX_PIECE: usize = 1 << 30;
 
+/// The level [`pack`] is given when the caller names none: gzip's and zstd's own defaults.
+pub fn default_level(format: Format) -> i32 {
+    match format {
+        Format::Zstd => 3,
+        Format::Gzip | Format::Plain => 6,
+    }
+}
+
+/// Decoded bytes per piece when the caller names no size: small enough that a 100 MB dump
+/// makes dozens of pieces to share out, large enough that each compresses as well as the whole.
+pub const DEFAULT_PIECE_BYTES: usize = 4 << 20;
+
+/// The name a packed copy of `input` takes when the caller names none: its file name, with
+/// `.gz` or `.zst` for the packed format in place of the compression suffix it had.
+pub fn packed_name(input: &Path, format: Format) -> String {
+    let file = input
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or("backup.sql");
+    let stem = [".gz", ".zst", ".zstd"]
+        .iter()
+        .find_map(|suffix| file.strip_suffix(suffix))
+        .unwrap_or(file);
+    let extension = match format {
+        Format::Zstd => "zst",
+        Format::Gzip | Format::Plain => "gz",
+    };
+    format!("{stem}.{extension}")
+}
+
 /// Compresses `input` into `output` as `format`, in pieces of `piece_bytes` uncompressed bytes
 /// compressed in parallel on `pool`. gzip levels are 0–9, zstd levels 1–22. The input may be
 /// plain, gzip or zstd: it is decoded first, so any backup can be repacked.
@@ -174,6 +204,17 @@ mod tests {
 
     use super::*;
     use crate::error::ErrorCode;
+
+    #[test]
+    fn a_packed_copy_is_named_after_its_source() {
+        let name = |path: &str, format| packed_name(Path::new(path), format);
+        assert_eq!(name("/tmp/dump.sql", Format::Gzip), "dump.sql.gz");
+        assert_eq!(name("dump.sql.gz", Format::Zstd), "dump.sql.zst");
+        assert_eq!(name("dump.sql.zst", Format::Gzip), "dump.sql.gz");
+        assert_eq!(name("/", Format::Gzip), "backup.sql.gz");
+        assert_eq!(default_level(Format::Gzip), 6);
+        assert_eq!(default_level(Format::Zstd), 3);
+    }
 
     fn pool() -> Arc<rayon::ThreadPool> {
         Arc::new(

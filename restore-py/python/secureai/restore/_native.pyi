@@ -23,6 +23,15 @@ class Engine:
     ) -> dict[str, Any]: ...
     def backup(self, name: str) -> dict[str, Any]: ...
     def seal(self, name: str, timeout: float | None = None) -> dict[str, Any]: ...
+    def pack(
+        self,
+        path: str,
+        name: str | None = None,
+        format: str = "gzip",
+        piece_bytes: int | None = None,
+        level: int | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]: ...
     def create_restore(
         self,
         backup_name: str,
