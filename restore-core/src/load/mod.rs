@@ -358,7 +358,12 @@ impl Loader {
                 let pipelined = answers_without_rows(&stmt.sql);
                 self.run_on_control(sql, stmt.line, toc.as_deref(), pipelined)
                     .await?;
-                match transaction_boundary(&stmt.sql) {
+                // An INSERT, the one statement pipelined, neither opens nor closes a block.
+                let boundary = match pipelined {
+                    true => None,
+                    false => transaction_boundary(&stmt.sql),
+                };
+                match boundary {
                     Some(Transaction::Opens) => {
                         self.transaction.get_or_insert(stmt.line);
                     }
