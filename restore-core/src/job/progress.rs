@@ -96,6 +96,11 @@ impl Progress {
         }
     }
 
+    /// Failures recorded so far under `continue`, those past the kept list included.
+    pub(crate) fn error_count(&self) -> u64 {
+        self.errors_total.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn summary(&self) -> RestoreSummary {
         RestoreSummary {
             tables: self.tables.load(Ordering::Relaxed),

@@ -85,8 +85,8 @@ pub(crate) struct Loader {
     /// The current COPY block goes whole to one worker and nothing overlaps it.
     copy_serial: bool,
     unchecked: Vec<(Arc<CopyBlock>, u64)>,
-    /// The line of the `BEGIN` whose transaction block is open on the control connection.
-    transaction: Option<u64>,
+    /// The dump's transaction block open on the control connection.
+    transaction: Option<OpenBlock>,
     /// A COPY block inside that transaction block, loaded on the control connection.
     control_copy: Option<ControlCopy>,
     run: Vec<Pending>,
@@ -113,6 +113,16 @@ struct InFlight {
     line: u64,
     object: Option<String>,
     bytes: usize,
+}
+
+/// A transaction block of the dump, open on the control connection.
+struct OpenBlock {
+    /// The line of its `BEGIN`.
+    line: u64,
+    /// The session settings before it, in force again when it rolls back.
+    session: Session,
+    /// Failures recorded before it; a failure inside makes its `COMMIT` a rollback.
+    errors_before: u64,
 }
 
 /// A COPY block loaded on the control connection, inside the dump's own transaction block,
@@ -251,10 +261,10 @@ impl Loader {
         self.ensure_connected().await?;
         self.check_dropped()?;
         self.barrier().await?;
-        if let Some(opened) = self.transaction {
+        if let Some(block) = &self.transaction {
             // psql would end here and its server roll the block back, reporting success.
             let why = "the dump ends inside this transaction block, which would be rolled back";
-            return Err(self.refuse(opened, None, why));
+            return Err(self.refuse(block.line, None, why));
         }
         Ok(())
     }
@@ -328,10 +338,25 @@ impl Loader {
     async fn statement(&mut self, stmt: Statement) -> Result<()> {
         let toc = stmt.toc.clone();
         let mut action = classify(&stmt, self.settings.plan);
-        if self.transaction.is_some() && matches!(action, Action::Concurrent(_)) {
-            // Inside the dump's transaction block only the control connection sees what the
-            // block made, and a worker would wait on the locks it holds.
-            action = Action::Barrier;
+        if let Some(block) = &self.transaction {
+            match action {
+                // Inside the dump's transaction block only the control connection sees what the
+                // block made, and a worker would wait on the locks it holds.
+                Action::Concurrent(_) => action = Action::Barrier,
+                // These are applied outside the control connection's transaction, which could
+                // not roll them back; CREATE and DROP DATABASE cannot run in a block at all.
+                Action::CreateDatabase { .. }
+                | Action::DropDatabase { .. }
+                | Action::DatabaseLevel { .. } => {
+                    let why = format!(
+                        "a statement about the database itself inside the transaction block \
+                         opened at line {}",
+                        block.line
+                    );
+                    return Err(self.refuse(stmt.line, toc.as_deref(), &why));
+                }
+                _ => {}
+            }
         }
         match action {
             Action::Setting { name, value } => self.setting(&stmt, &name, value).await,
@@ -356,21 +381,26 @@ impl Loader {
                     .set_operation(operation_of(toc.as_deref(), false));
                 let sql = self.text(&stmt)?;
                 let pipelined = answers_without_rows(&stmt.sql);
-                self.run_on_control(sql, stmt.line, toc.as_deref(), pipelined)
-                    .await?;
                 // An INSERT, the one statement pipelined, neither opens nor closes a block.
                 let boundary = match pipelined {
                     true => None,
                     false => transaction_boundary(&stmt.sql),
                 };
                 match boundary {
-                    Some(Transaction::Opens) => {
-                        self.transaction.get_or_insert(stmt.line);
+                    Some(boundary) => {
+                        let control = self.control.clone().expect("connected");
+                        self.drain().await?;
+                        let result = execute_one(&control, &sql).await;
+                        let succeeded = result.is_ok();
+                        self.answered(stmt.line, object_of(toc.as_deref()), result)?;
+                        self.cross(boundary, &stmt, succeeded);
+                        Ok(())
                     }
-                    Some(Transaction::Closes) => self.transaction = None,
-                    None => {}
+                    None => {
+                        self.run_on_control(sql, stmt.line, toc.as_deref(), pipelined)
+                            .await
+                    }
                 }
-                Ok(())
             }
             Action::Skip(reason) => {
                 tracing::debug!(line = stmt.line, reason, "statement skipped");
@@ -419,6 +449,31 @@ impl Loader {
             Action::DatabaseLevel { name, prefix, rest } => {
                 self.drain().await?;
                 self.database_level(&stmt, &name, &prefix, &rest).await
+            }
+        }
+    }
+
+    /// Follows the control connection in or out of a transaction block. A `BEGIN` the server
+    /// refused (under `continue`) opened nothing; a block that ends in a rollback, asked for or
+    /// forced by a failure inside it, takes its settings with it, as the server does.
+    fn cross(&mut self, boundary: Transaction, stmt: &Statement, succeeded: bool) {
+        match boundary {
+            Transaction::Opens if succeeded && self.transaction.is_none() => {
+                self.transaction = Some(OpenBlock {
+                    line: stmt.line,
+                    session: self.session.clone(),
+                    errors_before: self.progress.error_count(),
+                });
+            }
+            Transaction::Opens => {}
+            Transaction::Commits | Transaction::RollsBack => {
+                let Some(block) = self.transaction.take() else {
+                    return;
+                };
+                let failed = self.progress.error_count() > block.errors_before;
+                if failed || boundary == Transaction::RollsBack {
+                    self.session.restore(block.session);
+                }
             }
         }
     }
@@ -513,10 +568,11 @@ impl Loader {
                     );
                     return Err(self.refuse(meta.line, meta.toc.as_deref(), &why));
                 }
-                if let Some(opened) = self.transaction {
+                if let Some(block) = &self.transaction {
                     let why = format!(
-                        "\\connect inside the transaction block opened at line {opened}, which \
-                         would be rolled back"
+                        "\\connect inside the transaction block opened at line {}, which would \
+                         be rolled back",
+                        block.line
                     );
                     return Err(self.refuse(meta.line, meta.toc.as_deref(), &why));
                 }

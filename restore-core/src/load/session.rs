@@ -56,6 +56,16 @@ impl Session {
         self.generation += 1;
     }
 
+    /// Goes back to `earlier`, as a rolled-back transaction block takes its settings with it.
+    /// The generation still moves on, so that no worker takes the old settings for current.
+    pub(crate) fn restore(&mut self, earlier: Session) {
+        let generation = self.generation.max(earlier.generation) + 1;
+        *self = Session {
+            generation,
+            ..earlier
+        };
+    }
+
     /// Applies the dump's `client_encoding`. UTF-8 and SQL_ASCII need no conversion.
     pub(crate) fn set_encoding(&mut self, name: &str) -> Result<()> {
         let upper = name

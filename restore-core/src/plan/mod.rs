@@ -297,9 +297,10 @@ fn classify_build(words: &[Word], toc: Option<&TocEntry>) -> Option<Build> {
 pub(crate) enum Transaction {
     /// `BEGIN`, `START TRANSACTION`.
     Opens,
-    /// `COMMIT`, `END`, `ROLLBACK`, `ABORT`, without `AND CHAIN`, which opens the next block
-    /// at once.
-    Closes,
+    /// `COMMIT`, `END`, without `AND CHAIN`, which opens the next block at once.
+    Commits,
+    /// `ROLLBACK`, `ABORT`, without `AND CHAIN`.
+    RollsBack,
 }
 
 /// Whether `sql` opens or closes a transaction block. `ROLLBACK TO` a savepoint does neither.
@@ -310,14 +311,20 @@ pub(crate) fn transaction_boundary(sql: &[u8]) -> Option<Transaction> {
     if kw(0, "begin") || (kw(0, "start") && kw(1, "transaction")) {
         return Some(Transaction::Opens);
     }
-    let closing = kw(0, "commit") || kw(0, "end") || kw(0, "rollback") || kw(0, "abort");
-    if !closing || kw(1, "to") || kw(2, "to") || kw(1, "prepared") {
+    let closing = if kw(0, "commit") || kw(0, "end") {
+        Transaction::Commits
+    } else if kw(0, "rollback") || kw(0, "abort") {
+        Transaction::RollsBack
+    } else {
+        return None;
+    };
+    if kw(1, "to") || kw(2, "to") || kw(1, "prepared") {
         return None;
     }
     let chained = words
         .windows(2)
         .any(|pair| pair[0].is("and") && pair[1].is("chain"));
-    (!chained).then_some(Transaction::Closes)
+    (!chained).then_some(closing)
 }
 
 /// True for an `INSERT` without `RETURNING`: its answer holds no rows, so reading it needs

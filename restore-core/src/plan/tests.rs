@@ -321,7 +321,7 @@ fn only_inserts_without_returning_answer_without_rows() {
 
 #[test]
 fn transaction_blocks_open_and_close_as_the_server_reads_them() {
-    use Transaction::{Closes, Opens};
+    use Transaction::{Commits, Opens, RollsBack};
     for (sql, expected) in [
         ("BEGIN;", Some(Opens)),
         ("begin work;", Some(Opens)),
@@ -329,11 +329,11 @@ fn transaction_blocks_open_and_close_as_the_server_reads_them() {
             "START TRANSACTION ISOLATION LEVEL SERIALIZABLE;",
             Some(Opens),
         ),
-        ("COMMIT;", Some(Closes)),
-        ("END TRANSACTION;", Some(Closes)),
-        ("ROLLBACK;", Some(Closes)),
-        ("abort;", Some(Closes)),
-        ("COMMIT AND NO CHAIN;", Some(Closes)),
+        ("COMMIT;", Some(Commits)),
+        ("END TRANSACTION;", Some(Commits)),
+        ("ROLLBACK;", Some(RollsBack)),
+        ("abort;", Some(RollsBack)),
+        ("COMMIT AND NO CHAIN;", Some(Commits)),
         ("COMMIT AND CHAIN;", None),
         ("ROLLBACK WORK AND CHAIN;", None),
         ("ROLLBACK TO SAVEPOINT a;", None),

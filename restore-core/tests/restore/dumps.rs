@@ -440,6 +440,61 @@ fn a_dump_ending_inside_a_transaction_block_is_refused() {
 }
 
 #[test]
+fn a_begin_the_server_refuses_opens_no_block() {
+    let sql = b"CREATE TABLE t (a int);\nBEGIN ISOLATION LEVEL bogus;\n\
+                COPY t (a) FROM stdin;\n1\n\\.\n";
+    let options = RestoreOptions {
+        on_error: OnError::Continue,
+        ..bounded()
+    };
+    let (target, status) = restore_sql(sql, options);
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    let lines: Vec<u64> = status.errors.iter().map(|e| e.line).collect();
+    assert_eq!(lines, [2], "{:?}", status.errors);
+    assert_eq!(
+        query(&target, "SELECT string_agg(a::text, ',') FROM t"),
+        "1"
+    );
+    support::drop_database(&target);
+}
+
+#[test]
+fn settings_of_a_rolled_back_block_are_undone_on_every_worker() {
+    // COPY rows after the block go to the workers, which must resolve `t` as psql's session
+    // does once the block's SET is rolled back: to public.t.
+    let rows: String = (1..=3000).map(|x| format!("{x}\n")).collect();
+    for block in [
+        "BEGIN;\nSET search_path = s;\nROLLBACK;\n",
+        "BEGIN;\nSET search_path = s;\nSELECT 1/0;\nCOMMIT;\n",
+    ] {
+        let sql = format!(
+            "CREATE SCHEMA s;\nCREATE TABLE public.t (a int);\nCREATE TABLE s.t (a int);\n\
+             {block}COPY t (a) FROM stdin;\n{rows}\\.\n"
+        );
+        let options = RestoreOptions {
+            on_error: OnError::Continue,
+            ..bounded()
+        };
+        let (target, status) = restore_sql(sql.as_bytes(), options);
+        assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+        let counts = "SELECT (SELECT count(*) FROM public.t), (SELECT count(*) FROM s.t)";
+        assert_eq!(query(&target, counts), "3000|0", "{block}");
+        support::drop_database(&target);
+    }
+}
+
+#[test]
+fn statements_about_the_database_inside_a_block_are_refused() {
+    // The server could not roll them back with the block: they are applied elsewhere.
+    let message = refused(
+        b"CREATE DATABASE src;\n\\connect src\nCREATE TABLE t (a int);\nBEGIN;\n\
+          ALTER DATABASE src SET work_mem = '7MB';\nROLLBACK;\n",
+    );
+    assert!(message.contains("line 5"), "{message}");
+    assert!(message.contains("opened at line 4"), "{message}");
+}
+
+#[test]
 fn a_copy_row_the_server_would_join_to_the_next_names_its_line_once() {
     let message = refused(b"CREATE TABLE t (x text);\nCOPY t (x) FROM stdin;\n1\n2\\\n3\n\\.\n");
     assert!(
