@@ -237,9 +237,10 @@ impl Catalog {
     /// A malformed name, or one that leads outside the directory through a link, is
     /// `invalid_request`; a well-formed name that is not a backup here is `backup_not_found`.
     /// The path a new backup called `name` gets: a valid backup name that is not taken (by a
-    /// file or a link).
+    /// file or a link), and one a seal can record, since new backups are sealed.
     pub fn path_for_new(&self, name: &str) -> Result<PathBuf> {
         check_name(name)?;
+        check_sealable(name)?;
         if !is_backup_name(name) {
             return Err(RestoreError::invalid(format!(
                 "{name:?} is not a backup name (hidden, temporary, sidecar or manifest)"
@@ -314,12 +315,7 @@ impl Catalog {
     /// see the old sidecar or the new one, never a partial one.
     pub fn seal(&self, name: &str) -> Result<Backup> {
         let path = self.resolve(name)?;
-        if name.contains(['\n', '\r', '\\']) {
-            return Err(RestoreError::invalid(format!(
-                "backup name {name:?} cannot be written to a sha256sum line"
-            ))
-            .with_detail("name", name));
-        }
+        check_sealable(name)?;
         let checksum = Checksum::of_file(&path)?;
 
         let sidecar = self.dir.join(format!("{name}{SIDECAR_SUFFIX}"));
@@ -417,6 +413,17 @@ fn not_found(name: &str) -> RestoreError {
 }
 
 /// Refuses names that could reach outside the directory or that no file can have.
+/// A name `sha256sum` would write escaped cannot go into a plain sidecar line.
+fn check_sealable(name: &str) -> Result<()> {
+    if name.contains(['\n', '\r', '\\']) {
+        return Err(RestoreError::invalid(format!(
+            "backup name {name:?} cannot be written to a sha256sum line"
+        ))
+        .with_detail("name", name));
+    }
+    Ok(())
+}
+
 fn check_name(name: &str) -> Result<()> {
     let reason = if name.is_empty() {
         Some("is empty")

@@ -187,7 +187,10 @@ impl Engine {
             level,
             self.inner.pool.clone(),
         )?;
-        self.inner.catalog.seal(name)
+        // A backup that cannot be sealed is not left behind unsealed.
+        self.inner.catalog.seal(name).inspect_err(|_| {
+            let _ = std::fs::remove_file(&output);
+        })
     }
 
     /// Reads a whole backup without a database: its checksum against the recorded one, and

@@ -291,6 +291,9 @@ static void check_pack(const sr_engine *engine, const char *dir,
     check_refusal(sr_pack(engine, input, "../escape.sql.gz", SR_PACK_GZIP,
                           0, -1),
                   SR_INVALID_REQUEST, "a packed name leaving the directory");
+    check_refusal(sr_pack(engine, input, "new\nline.sql.gz", SR_PACK_GZIP,
+                          0, -1),
+                  SR_INVALID_REQUEST, "a packed name no seal can record");
     check(sr_pack(engine, NULL, packed, SR_PACK_GZIP, 0, -1)
               == SR_NULL_ARGUMENT,
           "a NULL input path is SR_NULL_ARGUMENT");

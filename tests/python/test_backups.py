@@ -143,8 +143,15 @@ def test_pack_refuses_what_it_cannot_write(client: RestoreClient, tmp_path: Path
         client.pack_backup(dump, format="lz4")
     with pytest.raises(InvalidRequestError, match="level"):
         client.pack_backup(dump, format="zstd", level=30)
-    with pytest.raises(InvalidRequestError, match="piece_mib"):
-        client.pack_backup(dump, piece_mib=0)
+    for piece_mib in (0, 1025, 2**50, 1.5, True):
+        with pytest.raises(InvalidRequestError, match="piece_mib"):
+            client.pack_backup(dump, piece_mib=piece_mib)  # type: ignore[arg-type]
+    for level in (2**40, -1, True, "6"):
+        with pytest.raises(InvalidRequestError, match="level"):
+            client.pack_backup(dump, level=level)  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequestError, match="sha256sum"):
+        client.pack_backup(dump, "a\nb.sql.gz")
+    assert client.list_backups().total == 0, "nothing is left behind by a refused pack"
     with pytest.raises(InvalidRequestError):
         client.pack_backup(dump, "../outside.sql.gz")
     with pytest.raises(InvalidRequestError, match="no file"):

@@ -123,7 +123,8 @@ pub fn pack(
         level,
         pool,
     )?;
-    temp.persist(output)
+    // Never over a backup that appeared while the pieces were written.
+    temp.persist_noclobber(output)
         .map_err(|err| write_error(output, err.error))?;
     Ok(())
 }

@@ -22,6 +22,8 @@ OptionsLike = Union[RestoreOptions, Mapping[str, Any], None]
 
 # How long one blocking wait slice lasts: the longest Ctrl-C may take to interrupt a wait.
 _WAIT_SLICE_SECONDS = 0.1
+# The largest piece a packed backup may have: a gzip member records its length in 32 bits.
+_MAX_PIECE_MIB = 1024
 # Exponential backoff between retries of transient failures: 0.5 s, 1 s, 2 s, … at most 8 s.
 _BACKOFF_FIRST_SECONDS = 0.5
 _BACKOFF_MAX_SECONDS = 8.0
@@ -132,13 +134,19 @@ class RestoreClient:
         gzip member or zstd frame (``format``), compressed at ``level`` (gzip 0-9, zstd 1-22;
         by default 6 and 3). Restores decode such a backup on every core; ``gunzip`` and
         ``zstd -d`` still read it as one stream. It appears whole or not at all, and never over an
-        existing backup (``InvalidRequestError``).
+        existing backup (``InvalidRequestError``). The client's ``timeout`` does not bound it: a
+        large dump takes as long as compressing it takes.
         """
-        if isinstance(piece_mib, bool) or not isinstance(piece_mib, int) or piece_mib < 1:
+        if not _is_int(piece_mib) or not 1 <= piece_mib <= _MAX_PIECE_MIB:
             raise InvalidRequestError(
-                f"piece_mib must be a whole number of MiB, at least 1, not {piece_mib!r}"
+                f"piece_mib must be a whole number of MiB from 1 to {_MAX_PIECE_MIB}, "
+                f"not {piece_mib!r}"
             )
-        raw = self._engine.pack(os.fspath(path), name, format, piece_mib << 20, level, self.timeout)
+        if level is not None and (not _is_int(level) or not 0 <= level <= 22):
+            raise InvalidRequestError(
+                f"level must be a whole number (gzip 0-9, zstd 1-22) or None, not {level!r}"
+            )
+        raw = self._engine.pack(os.fspath(path), name, format, piece_mib << 20, level, None)
         return Backup._from_engine(raw)
 
     # Restores.
@@ -373,3 +381,8 @@ def _options_dict(options: OptionsLike) -> dict[str, Any]:
     raise InvalidRequestError(
         f"options must be RestoreOptions or a dict, not {type(options).__name__}"
     )
+
+
+def _is_int(value: object) -> bool:
+    """True for an int that is not a bool (``True`` is an int to Python, not a number here)."""
+    return isinstance(value, int) and not isinstance(value, bool)
