@@ -739,8 +739,9 @@ impl Loader {
         self.run_pending_builds().await?;
         self.progress.set_operation(Operation::RestoringData);
         let sql = self.text(&stmt)?;
+        let (sql, switch_encoding) = self.copy_statement(&stmt, sql)?;
         if self.transaction.is_some() {
-            return self.begin_control_copy(&stmt, &sql).await;
+            return self.begin_control_copy(&stmt, &sql, switch_encoding).await;
         }
         // Rows checked by triggers (foreign keys of a hand-written schema, user triggers) may
         // depend on the rows of earlier blocks and of their own block: such a block waits for
@@ -761,6 +762,7 @@ impl Loader {
         tracing::debug!(line = stmt.line, binary = binary.is_some(), "COPY block");
         self.copy = Some(Arc::new(CopyBlock {
             sql,
+            switch_encoding,
             line: stmt.line,
             object,
             binary,
@@ -770,6 +772,43 @@ impl Loader {
         }));
         self.copy_worker = (self.copy_worker + 1) % self.workers.len();
         Ok(())
+    }
+
+    /// The COPY statement to send, and whether its rows need the session's client encoding
+    /// switched to the dump's.
+    ///
+    /// Statement text goes to the server as UTF-8, but the rows of a dump in another encoding
+    /// must be read in that one. Switching the session's encoding for the COPY does that, as
+    /// long as the statement itself is ASCII, which reads the same either way. A statement with
+    /// other characters (a table named `café`) is rebuilt with the `ENCODING` option instead,
+    /// which works only on the rows; one whose options would have to be merged is refused.
+    fn copy_statement(&self, stmt: &Statement, sql: String) -> Result<(String, bool)> {
+        let Some(encoding) = self.session.encoding() else {
+            return Ok((sql, false));
+        };
+        if sql.is_ascii() {
+            return Ok((sql, true));
+        }
+        let Some(copy) = plain_copy(sql.as_bytes()) else {
+            let why = format!(
+                "a COPY with options naming non-ASCII identifiers in a {} dump",
+                encoding.server_name
+            );
+            return Err(self.refuse(stmt.line, stmt.toc.as_deref(), &why));
+        };
+        let columns = match &copy.columns {
+            Some(columns) => {
+                let quoted: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+                format!(" ({})", quoted.join(", "))
+            }
+            None => String::new(),
+        };
+        let rebuilt = format!(
+            "COPY {}{columns} FROM stdin WITH (ENCODING {})",
+            copy.table,
+            quote_literal(&encoding.server_name)
+        );
+        Ok((rebuilt, false))
     }
 
     async fn copy_rows(&mut self, rows: Bytes) -> Result<()> {
@@ -954,7 +993,12 @@ impl Loader {
 
     /// Opens a COPY on the control connection for a block inside the dump's transaction block.
     /// Its rows go as the dump has them, in the text format, in the dump's client encoding.
-    async fn begin_control_copy(&mut self, stmt: &Statement, sql: &str) -> Result<()> {
+    async fn begin_control_copy(
+        &mut self,
+        stmt: &Statement,
+        sql: &str,
+        switch_encoding: bool,
+    ) -> Result<()> {
         let control = self.control.clone().expect("connected before a COPY");
         let object =
             object_of(stmt.toc.as_deref()).unwrap_or_else(|| format!("COPY at line {}", stmt.line));
@@ -969,6 +1013,7 @@ impl Loader {
         let encoding = self
             .session
             .encoding()
+            .filter(|_| switch_encoding)
             .map(|encoding| &encoding.server_name);
         let opened = async {
             if let Some(encoding) = encoding {

@@ -27,8 +27,10 @@ use crate::server::{describe_db_error, execute_one, quote_literal};
 /// One `COPY … FROM stdin` block of the dump, loaded by one or more workers.
 #[derive(Debug)]
 pub(crate) struct CopyBlock {
-    /// The COPY statement, verbatim, as UTF-8 text.
+    /// The COPY statement, as UTF-8 text.
     pub(crate) sql: String,
+    /// The session's client encoding is switched to the dump's for the rows.
+    pub(crate) switch_encoding: bool,
     /// Where the block starts in the dump.
     pub(crate) line: u64,
     /// The object it loads, for messages: `TABLE DATA public.rental`.
@@ -304,7 +306,7 @@ impl Worker {
         // read them in the dump's encoding, and only for the COPY, since statement text is
         // converted to UTF-8 before it is sent.
         let converted = match &session.encoding {
-            Some(encoding) => {
+            Some(encoding) if block.switch_encoding => {
                 let sql = format!(
                     "SET client_encoding TO {}",
                     quote_literal(&encoding.server_name)
@@ -312,7 +314,7 @@ impl Worker {
                 self.client.batch_execute(&sql).await?;
                 true
             }
-            None => false,
+            _ => false,
         };
         tracing::trace!(worker = self.id, line = block.line, "COPY opened");
         let sink = self.client.copy_in::<_, Bytes>(block.sql.as_str()).await?;

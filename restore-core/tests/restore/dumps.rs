@@ -495,6 +495,30 @@ fn statements_about_the_database_inside_a_block_are_refused() {
 }
 
 #[test]
+fn a_copy_naming_a_non_ascii_table_in_a_latin1_dump_loads() {
+    // The names are sent as UTF-8 and the rows read as LATIN1, on the workers and in a block.
+    for block in [("", ""), ("BEGIN;\n", "COMMIT;\n")] {
+        let mut sql =
+            b"SET client_encoding = 'LATIN1';\nCREATE TABLE \"caf\xe9\" (\"n\xe9\" text);\n"
+                .to_vec();
+        sql.extend_from_slice(block.0.as_bytes());
+        sql.extend_from_slice(b"COPY \"caf\xe9\" (\"n\xe9\") FROM stdin;\n\xe9t\xe9\n\\.\n");
+        sql.extend_from_slice(block.1.as_bytes());
+        let (target, status) = restore_sql(&sql, bounded());
+        assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+        assert_eq!(query(&target, "SELECT \"né\" FROM \"café\""), "été");
+        support::drop_database(&target);
+    }
+
+    let message = refused(
+        b"SET client_encoding = 'LATIN1';\nCREATE TABLE \"caf\xe9\" (n text);\n\
+          COPY \"caf\xe9\" (n) FROM stdin WITH (FORMAT text);\n\xe9t\xe9\n\\.\n",
+    );
+    assert!(message.contains("line 3"), "{message}");
+    assert!(message.contains("non-ASCII"), "{message}");
+}
+
+#[test]
 fn a_copy_row_the_server_would_join_to_the_next_names_its_line_once() {
     let message = refused(b"CREATE TABLE t (x text);\nCOPY t (x) FROM stdin;\n1\n2\\\n3\n\\.\n");
     assert!(
