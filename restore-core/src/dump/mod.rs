@@ -12,6 +12,7 @@ mod copy;
 mod error;
 mod lexer;
 mod meta;
+mod nesting;
 mod quote;
 mod scan;
 #[cfg(test)]

@@ -6,8 +6,20 @@
 
 /// Whether `byte` can continue an unquoted identifier (PostgreSQL allows `$` after the first).
 pub(super) fn is_ident_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'$' || byte >= 0x80
+    // A table: the scanner asks this of every byte of the words it reads.
+    IDENT_BYTES[usize::from(byte)]
 }
+
+static IDENT_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
+        byte += 1;
+    }
+    table
+};
 
 /// Whether a `'` preceded by `before` opens a string whose backslashes escape: `E'…'` always,
 /// `U&'…'`, `B'…'` and `X'…'` never, other strings when `standard_conforming_strings` is off.

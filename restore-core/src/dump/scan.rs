@@ -5,10 +5,14 @@
 //! meta-command, a complete `--` comment between statements (which may be a table-of-contents
 //! header), or the end of the buffered bytes. Its state survives a stop, so a statement that
 //! spans many reads is scanned once, not again after every read.
+//!
+//! As in psql, a `;` inside the `BEGIN ATOMIC … END` body of a function or procedure, or inside
+//! the parenthesised actions of a rule, does not end the statement; [`Nesting`] tells where.
 
 use memchr::{memchr, memchr2, memmem};
 
-use super::quote::{dollar_delimiter, string_escapes, Delimiter};
+use super::nesting::Nesting;
+use super::quote::{dollar_delimiter, is_ident_byte, string_escapes, Delimiter};
 
 /// What the scanner is inside of at the current position.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +54,10 @@ pub(super) struct Scanner {
     pub(super) line: u64,
     /// Line where the current quote or comment began, for error messages.
     pub(super) mode_line: u64,
+    /// What the current statement's words and parentheses say about where it may end.
+    nesting: Nesting,
+    /// The bytes that end a run of text of no meaning to the scanner, given `nesting`.
+    stops: &'static [bool; 256],
 }
 
 impl Scanner {
@@ -59,6 +67,8 @@ impl Scanner {
             pos: 0,
             line: 1,
             mode_line: 1,
+            nesting: Nesting::Flat,
+            stops: &SPECIAL,
         }
     }
 
@@ -116,8 +126,9 @@ impl Scanner {
         while self.pos < buf.len() {
             if in_statement {
                 // Skip the run of bytes with no meaning to the scanner in one go.
+                let stops = self.stops;
                 let rest = &buf[self.pos..];
-                let run = rest.iter().position(|&b| SPECIAL[usize::from(b)]);
+                let run = rest.iter().position(|&b| stops[usize::from(b)]);
                 self.pos += run.unwrap_or(rest.len());
                 if self.pos == buf.len() {
                     break;
@@ -143,8 +154,24 @@ impl Scanner {
                     self.enter(Mode::BlockComment { depth: 1 }, 2);
                     return None;
                 }
-                _ if !in_statement => return Some(Stop::Significant),
+                _ if !in_statement => {
+                    self.set_nesting(Nesting::at_start(&buf[self.pos..]));
+                    return Some(Stop::Significant);
+                }
+                b';' if !self.nesting.ends_at_semicolon() => self.pos += 1,
                 b';' => return Some(Stop::Semicolon),
+                b'(' => {
+                    let mut nesting = self.nesting;
+                    nesting.open_paren();
+                    self.set_nesting(nesting);
+                    self.pos += 1;
+                }
+                b')' => {
+                    let mut nesting = self.nesting;
+                    nesting.close_paren();
+                    self.set_nesting(nesting);
+                    self.pos += 1;
+                }
                 b'\'' => {
                     let escapes = string_escapes(&buf[..self.pos], conforming);
                     self.enter(Mode::Single { escapes }, 1);
@@ -163,10 +190,58 @@ impl Scanner {
                     }
                     Delimiter::None => self.pos += 1,
                 },
+                // Only where `stops` holds the bytes that may begin a word.
+                _ if is_ident_byte(byte) => {
+                    if !self.word(buf, eof) {
+                        return Some(Stop::NeedMore);
+                    }
+                }
                 _ => self.pos += 1,
             }
         }
         Some(Stop::NeedMore)
+    }
+
+    /// Reads the word at `pos` and moves past it; `false` when it may go on in bytes not read
+    /// yet, leaving `pos` at its start. Numbers, and the rest of a word whose start was passed
+    /// over, are skipped unread.
+    fn word(&mut self, buf: &[u8], eof: bool) -> bool {
+        let rest = &buf[self.pos..];
+        let len = rest.iter().position(|&b| !is_ident_byte(b));
+        let inside = self.pos > 0 && is_ident_byte(buf[self.pos - 1]);
+        if inside || rest[0].is_ascii_digit() {
+            self.pos += len.unwrap_or(rest.len());
+            return true;
+        }
+        let len = match len {
+            Some(len) => len,
+            None if eof => rest.len(),
+            None => return false,
+        };
+        let mut nesting = self.nesting;
+        nesting.read(&rest[..len]);
+        self.set_nesting(nesting);
+        self.pos += len;
+        true
+    }
+
+    fn set_nesting(&mut self, nesting: Nesting) {
+        self.nesting = nesting;
+        // Stop at no byte that cannot change the state: a word may begin anywhere in a routine
+        // definition, but only the first letters of the words that count are worth a look.
+        self.stops = match nesting {
+            Nesting::Flat => &SPECIAL,
+            Nesting::Rule { .. } | Nesting::Routine { parens: 1.., .. } => &NESTED,
+            // Whatever word follows a `BEGIN` says whether it opened the body.
+            Nesting::Routine {
+                blocks: 0,
+                after_begin: true,
+                ..
+            } => &NESTED_OR_WORD,
+            Nesting::Routine { blocks: 0, .. } => &NESTED_OR_BEGIN,
+            Nesting::Routine { .. } => &NESTED_OR_BLOCK_WORD,
+            _ => &NESTED_OR_WORD,
+        };
     }
 
     /// Ends a quote at the `quote` byte at `at` unless it is doubled; `None` means undecided.
@@ -294,16 +369,43 @@ impl Scanner {
 }
 
 /// Bytes that end a run of ordinary statement text.
-static SPECIAL: [bool; 256] = {
-    let mut table = [false; 256];
-    let bytes = b"\n\\-/;'\"$";
+static SPECIAL: [bool; 256] = with([false; 256], b"\n\\-/;'\"$");
+
+/// Bytes that end a run of text in a rule, or inside parentheses in a routine definition.
+static NESTED: [bool; 256] = with(SPECIAL, b"()");
+
+/// Bytes that end a run of routine definition text outside any body block, where only `BEGIN`
+/// counts.
+static NESTED_OR_BEGIN: [bool; 256] = with(NESTED, b"bB");
+
+/// Bytes that end a run of text inside a routine body block, where `BEGIN`, `CASE` and `END`
+/// count.
+static NESTED_OR_BLOCK_WORD: [bool; 256] = with(NESTED, b"bBcCeE");
+
+/// Bytes that end a run of text while every word counts: those that may begin a word or a
+/// number, too.
+static NESTED_OR_WORD: [bool; 256] = {
+    let mut table = NESTED;
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        if b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80 {
+            table[byte] = true;
+        }
+        byte += 1;
+    }
+    table
+};
+
+/// `table` with `bytes` added.
+const fn with(mut table: [bool; 256], bytes: &[u8]) -> [bool; 256] {
     let mut i = 0;
     while i < bytes.len() {
         table[bytes[i] as usize] = true;
         i += 1;
     }
     table
-};
+}
 
 fn count_newlines(bytes: &[u8]) -> u64 {
     memchr::memchr_iter(b'\n', bytes).count() as u64
@@ -312,6 +414,7 @@ fn count_newlines(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use crate::dump::tests::{items, statements};
+    use crate::dump::{DumpLexer, Item};
 
     fn sql(input: &str) -> Vec<String> {
         statements(&items(input.as_bytes()))
@@ -419,5 +522,107 @@ mod tests {
             sql("SELECT N'a;b'; SELECT 2;"),
             ["SELECT N'a;b';", "SELECT 2;"]
         );
+    }
+
+    #[test]
+    fn rule_with_several_actions_is_one_statement() {
+        let rule = "CREATE RULE r AS\n    ON INSERT TO public.t DO INSTEAD ( INSERT INTO public.a \
+                    VALUES (new.id);\n INSERT INTO public.b VALUES (new.id);\n);";
+        let input = format!("{rule}\nSELECT (1));\nSELECT 2;");
+        assert_eq!(sql(&input), [rule, "SELECT (1));", "SELECT 2;"]);
+    }
+
+    #[test]
+    fn routine_keywords_behind_comments_and_line_breaks_are_still_found() {
+        let function = "create /* a */ or\n  replace -- b\n function f() returns int\n\
+                        language sql begin atomic select 1; end;";
+        let input = format!("{function}\nCREATE\n  PROCEDURE p() BEGIN ATOMIC SELECT 1; END;");
+        assert_eq!(
+            sql(&input),
+            [
+                function,
+                "CREATE\n  PROCEDURE p() BEGIN ATOMIC SELECT 1; END;"
+            ]
+        );
+    }
+
+    /// A function with an SQL-standard body as pg_dump of PostgreSQL 14 and later writes it.
+    const ADD_ONE: &str = "CREATE FUNCTION public.add_one(x integer) RETURNS integer
+    LANGUAGE sql
+    BEGIN ATOMIC
+ SELECT (x + 1);
+END;";
+
+    #[test]
+    fn begin_atomic_function_is_one_statement() {
+        let input = format!("{ADD_ONE}\n\nSELECT public.add_one(1);\n");
+        assert_eq!(sql(&input), [ADD_ONE, "SELECT public.add_one(1);"]);
+    }
+
+    #[test]
+    fn procedure_body_with_several_statements_and_a_case_is_one_statement() {
+        let procedure =
+            "CREATE OR REPLACE PROCEDURE public.fill(n integer)\n    LANGUAGE sql\n    \
+                         begin atomic\n INSERT INTO public.t VALUES (1);\n INSERT INTO public.t \
+                         VALUES (\n        CASE\n            WHEN (n > 1) THEN 2\n            \
+                         ELSE 3\n        END);\n SELECT CASE WHEN n > 2 THEN 'end' END;\nEND;";
+        let input = format!("{procedure}\nCALL public.fill(2);");
+        assert_eq!(sql(&input), [procedure, "CALL public.fill(2);"]);
+    }
+
+    #[test]
+    fn a_function_named_begin_ends_at_its_semicolon() {
+        // psql would hold this `;` and send the rest of the file with the definition.
+        let function = "CREATE FUNCTION public.begin() RETURNS integer\n    LANGUAGE sql\n    \
+                        AS $$ SELECT 1 $$;";
+        let input = format!("{function}\nSELECT public.begin();\n");
+        assert_eq!(sql(&input), [function, "SELECT public.begin();"]);
+    }
+
+    #[test]
+    fn case_end_outside_a_body_block_does_not_hold_the_semicolon() {
+        let function = "CREATE FUNCTION f(x integer) RETURNS integer LANGUAGE sql \
+                        RETURN CASE WHEN x > 0 THEN 1 ELSE 0 END;";
+        let input = format!("{function} SELECT 2;");
+        assert_eq!(sql(&input), [function, "SELECT 2;"]);
+    }
+
+    #[test]
+    fn transaction_begin_and_begin_named_objects_split_normally() {
+        let input = "BEGIN;\nCREATE TABLE begin_log (begin integer, \"end\" text);\n\
+                     INSERT INTO begin_log VALUES (1, 'x');\nSELECT begin FROM begin_log;\n\
+                     CREATE VIEW v AS SELECT CASE WHEN true THEN 1 END AS begin;\nCOMMIT;\nEND;";
+        assert_eq!(sql(input).len(), 7);
+    }
+
+    #[test]
+    fn begin_in_strings_comments_and_quoted_identifiers_opens_no_block() {
+        let input = "CREATE FUNCTION f() RETURNS text LANGUAGE sql RETURN 'begin' /* begin */\n\
+                     -- begin\n|| \"begin\"(E'\\'begin') || $q$begin$q$; SELECT 2;";
+        assert_eq!(sql(input).len(), 2);
+    }
+
+    #[test]
+    fn dollar_quoted_function_body_is_still_one_statement() {
+        let function = "CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n    \
+                        NEW.at = now();\n    RETURN NEW;\nEND $$;";
+        let input = format!("{function}\nBEGIN;\nSELECT 1;\nEND;");
+        assert_eq!(sql(&input), [function, "BEGIN;", "SELECT 1;", "END;"]);
+    }
+
+    #[test]
+    fn begin_atomic_body_split_across_two_reads_is_one_statement() {
+        // The padding makes the first read end at `cut` and the second hold all the rest.
+        let padding = format!("SELECT '{}';", "p".repeat(ADD_ONE.len()));
+        let input = format!("{padding}\n{ADD_ONE}\nSELECT 2;");
+
+        for cut in padding.len()..input.len() {
+            let items: Vec<Item> = DumpLexer::new(input.as_bytes())
+                .with_read_block(cut)
+                .collect::<Result<_, _>>()
+                .expect("lexes");
+            let expected = [padding.as_str(), ADD_ONE, "SELECT 2;"];
+            assert_eq!(statements(&items), expected, "first read of {cut} bytes");
+        }
     }
 }

@@ -266,7 +266,7 @@ fn long_statement_line_and_huge_copy_row_pass_whole() {
 
 #[test]
 fn arbitrary_input_never_panics_and_reads_split_anywhere_agree() {
-    const PIECES: [&str; 24] = [
+    const PIECES: [&str; 31] = [
         ";",
         "'",
         "\"",
@@ -291,6 +291,13 @@ fn arbitrary_input_never_panics_and_reads_split_anywhere_agree() {
         "COPY t FROM stdin;\n",
         "\u{FEFF}",
         "SET standard_conforming_strings = off;",
+        "CREATE FUNCTION ",
+        " BEGIN",
+        " END",
+        "case",
+        "CREATE RULE ",
+        "(",
+        ")",
     ];
     // A fixed xorshift sequence: the same inputs on every run.
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
@@ -303,7 +310,9 @@ fn arbitrary_input_never_panics_and_reads_split_anywhere_agree() {
 
     for _ in 0..2000 {
         let len = next() % 24;
-        let input: String = (0..len).map(|_| PIECES[(next() % 24) as usize]).collect();
+        let input: String = (0..len)
+            .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+            .collect();
         let outcome = |read_block| match lex(input.as_bytes(), read_block) {
             Ok(items) => format!("{items:?}"),
             Err(err) => err.to_string(),

@@ -898,3 +898,46 @@ fn a_role_that_is_not_a_superuser_restores_with_the_servers_deadlock_timeout() {
     support::drop_database(&target);
     query("postgres", &format!("DROP ROLE {role}"));
 }
+
+#[test]
+fn sql_standard_function_and_procedure_bodies_restore_whole() {
+    let source = unique("atomic");
+    support::create_database(&source);
+    query(
+        &source,
+        "CREATE TABLE log (n int); \
+         CREATE FUNCTION add_one(x integer) RETURNS integer LANGUAGE sql \
+         BEGIN ATOMIC SELECT x + 1; END; \
+         CREATE PROCEDURE fill(n integer) LANGUAGE sql BEGIN ATOMIC \
+         INSERT INTO log VALUES (add_one(n)); \
+         INSERT INTO log SELECT CASE WHEN n > 1 THEN 20 ELSE 30 END; \
+         END; \
+         CREATE FUNCTION begin() RETURNS integer LANGUAGE sql AS $$ SELECT 7 $$;",
+    );
+    let dump = pg_dump(&source, &[]);
+    let text = String::from_utf8_lossy(&dump);
+    assert_eq!(text.matches("BEGIN ATOMIC").count(), 2, "{text}");
+
+    let fixture = Fixture::new();
+    fixture.write("dump.sql", &dump);
+    let target = unique("dump");
+    let status = fixture.restore("dump.sql", &target, RestoreOptions::default());
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    assert_eq!(query(&target, "SELECT add_one(41)"), "42");
+    assert_eq!(query(&target, "SELECT public.begin()"), "7");
+    query(&target, "CALL fill(2)");
+    assert_eq!(
+        query(
+            &target,
+            "SELECT string_agg(n::text, ',' ORDER BY n) FROM log"
+        ),
+        "3,20"
+    );
+    let found = fixture.engine.verify_backup("dump.sql").expect("verify");
+    assert_eq!(
+        status.summary.statements + status.summary.skipped,
+        found.statements
+    );
+    support::drop_database(&target);
+    support::drop_database(&source);
+}
