@@ -89,7 +89,9 @@ impl Engine {
     /// Packs the dump at `path` into the backup directory as `name` (by default the file's
     /// name with `.gz` or `.zst`): pieces of `piece_bytes` bytes of SQL compressed as `format`
     /// at `level`, which restores decode on every core. Seals it and returns the backup.
-    #[pyo3(signature = (path, name=None, format="gzip", piece_bytes=None, level=None, timeout=None))]
+    #[pyo3(signature = (
+        path, name=None, format="gzip", piece_bytes=None, level=None, timeout=None
+    ))]
     #[allow(clippy::too_many_arguments)]
     fn pack<'py>(
         &self,

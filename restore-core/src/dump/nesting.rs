@@ -1,10 +1,10 @@
 //! The few statements whose own text holds a `;` that does not end them.
 //!
 //! Two things pg_dump writes have one. Since PostgreSQL 14 a function or procedure may have a
-//! body written in SQL as `BEGIN ATOMIC … END`, whose statements end in `;` like any others; and
-//! a rule with several actions lists them as `DO INSTEAD (INSERT …; INSERT …;)`. psql keeps those
-//! `;` inside the statement with a heuristic rather than a parser, and the scanner follows the
-//! same one so that it splits a dump exactly where psql would:
+//! body written in SQL as `BEGIN ATOMIC … END`, whose statements end in `;` like any others;
+//! and a rule with several actions lists them as `DO INSTEAD (INSERT …; INSERT …;)`. psql keeps
+//! those `;` inside the statement with a heuristic rather than a parser, and the scanner follows
+//! nearly the same one, so that it splits a dump where psql would:
 //!
 //! - a `;` inside parentheses does not end a statement;
 //! - while a statement begins with `CREATE [OR REPLACE] {FUNCTION | PROCEDURE}`, `BEGIN ATOMIC`

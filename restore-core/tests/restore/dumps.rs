@@ -331,6 +331,18 @@ fn bounded() -> RestoreOptions {
     }
 }
 
+/// Restores `sql` under `continue`, bounded; it must complete. Returns the target and the lines
+/// of the statements that failed.
+fn continued(sql: &[u8]) -> (String, Vec<u64>) {
+    let options = RestoreOptions {
+        on_error: OnError::Continue,
+        ..bounded()
+    };
+    let (target, status) = restore_sql(sql, options);
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    (target, status.errors.iter().map(|e| e.line).collect())
+}
+
 #[test]
 fn builds_inside_a_transaction_block_run_in_it() {
     // Under pg_dump's headers these builds would go to the workers, which cannot see a table
@@ -371,7 +383,8 @@ fn a_copy_inside_a_transaction_block_loads_in_it() {
 #[test]
 fn a_latin1_copy_inside_a_transaction_block_is_read_in_its_encoding() {
     let sql = b"SET client_encoding = 'LATIN1';\nBEGIN;\nCREATE TABLE t (v text);\n\
-                COPY t (v) FROM stdin;\nna\xefve\n\\.\nCOMMIT;\nINSERT INTO t VALUES ('caf\xe9');\n";
+                COPY t (v) FROM stdin;\nna\xefve\n\\.\nCOMMIT;\n\
+                INSERT INTO t VALUES ('caf\xe9');\n";
     let (target, status) = restore_sql(sql, bounded());
     assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
     assert_eq!(
@@ -394,16 +407,11 @@ fn a_failing_copy_inside_a_transaction_block_names_its_line() {
     assert!(staging_left(&status).is_empty());
 
     // Under `continue`, as with psql, the block is rolled back and what follows it stays.
-    let sql = b"CREATE TABLE t (x int);\nBEGIN;\nINSERT INTO t VALUES (1);\n\
-                COPY t (x) FROM stdin;\n2\nnot a number\n\\.\nCOMMIT;\nINSERT INTO t VALUES (3);\n";
-    let options = RestoreOptions {
-        on_error: OnError::Continue,
-        ..bounded()
-    };
-    let (target, status) = restore_sql(sql, options);
-    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
-    let lines: Vec<u64> = status.errors.iter().map(|e| e.line).collect();
-    assert_eq!(lines, [4], "{:?}", status.errors);
+    let (target, lines) = continued(
+        b"CREATE TABLE t (x int);\nBEGIN;\nINSERT INTO t VALUES (1);\n\
+          COPY t (x) FROM stdin;\n2\nnot a number\n\\.\nCOMMIT;\nINSERT INTO t VALUES (3);\n",
+    );
+    assert_eq!(lines, [4]);
     assert_eq!(
         query(&target, "SELECT string_agg(x::text, ',') FROM t"),
         "3"
@@ -441,16 +449,11 @@ fn a_dump_ending_inside_a_transaction_block_is_refused() {
 
 #[test]
 fn a_begin_the_server_refuses_opens_no_block() {
-    let sql = b"CREATE TABLE t (a int);\nBEGIN ISOLATION LEVEL bogus;\n\
-                COPY t (a) FROM stdin;\n1\n\\.\n";
-    let options = RestoreOptions {
-        on_error: OnError::Continue,
-        ..bounded()
-    };
-    let (target, status) = restore_sql(sql, options);
-    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
-    let lines: Vec<u64> = status.errors.iter().map(|e| e.line).collect();
-    assert_eq!(lines, [2], "{:?}", status.errors);
+    let (target, lines) = continued(
+        b"CREATE TABLE t (a int);\nBEGIN ISOLATION LEVEL bogus;\n\
+          COPY t (a) FROM stdin;\n1\n\\.\n",
+    );
+    assert_eq!(lines, [2]);
     assert_eq!(
         query(&target, "SELECT string_agg(a::text, ',') FROM t"),
         "1"
@@ -471,12 +474,7 @@ fn settings_of_a_rolled_back_block_are_undone_on_every_worker() {
             "CREATE SCHEMA s;\nCREATE TABLE public.t (a int);\nCREATE TABLE s.t (a int);\n\
              {block}COPY t (a) FROM stdin;\n{rows}\\.\n"
         );
-        let options = RestoreOptions {
-            on_error: OnError::Continue,
-            ..bounded()
-        };
-        let (target, status) = restore_sql(sql.as_bytes(), options);
-        assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+        let (target, _) = continued(sql.as_bytes());
         let counts = "SELECT (SELECT count(*) FROM public.t), (SELECT count(*) FROM s.t)";
         assert_eq!(query(&target, counts), "3000|0", "{block}");
         support::drop_database(&target);
