@@ -388,11 +388,7 @@ impl Loader {
                 };
                 match boundary {
                     Some(boundary) => {
-                        let control = self.control.clone().expect("connected");
-                        self.drain().await?;
-                        let result = execute_one(&control, &sql).await;
-                        let succeeded = result.is_ok();
-                        self.answered(stmt.line, object_of(toc.as_deref()), result)?;
+                        let succeeded = self.run_now(&sql, stmt.line, toc.as_deref()).await?;
                         self.cross(boundary, &stmt, succeeded);
                         Ok(())
                     }
@@ -662,9 +658,7 @@ impl Loader {
             .clone()
             .expect("connected before running statements");
         if !pipelined {
-            self.drain().await?;
-            let result = execute_one(&control, &sql).await;
-            return self.answered(line, object_of(toc), result);
+            return self.run_now(&sql, line, toc).await.map(|_| ());
         }
         let bytes = sql.len();
         let mut answer: Answer = Box::pin(async move { execute_one(&control, &sql).await });
@@ -685,6 +679,20 @@ impl Loader {
             self.settle_oldest().await?;
         }
         Ok(())
+    }
+
+    /// Runs a statement on the control connection once every answer before it is in; returns
+    /// whether the server took it (a failure recorded under `continue` is `false`).
+    async fn run_now(&mut self, sql: &str, line: u64, toc: Option<&TocEntry>) -> Result<bool> {
+        let control = self
+            .control
+            .clone()
+            .expect("connected before running statements");
+        self.drain().await?;
+        let result = execute_one(&control, sql).await;
+        let succeeded = result.is_ok();
+        self.answered(line, object_of(toc), result)?;
+        Ok(succeeded)
     }
 
     /// Waits for the answer of the oldest statement in flight on the control connection.
