@@ -42,7 +42,7 @@ use crate::staging;
 use binary::BinaryCopy;
 use schedule::{next_startable, runs_alone, TableLocks};
 use session::Session;
-use worker::{CopyBlock, DbFailure, Task, WorkerHandle};
+use worker::{CopyBlock, DbFailure, Freeze, Task, WorkerHandle};
 
 /// How the loader works.
 pub(crate) struct LoadSettings {
@@ -767,6 +767,13 @@ impl Loader {
             // the table itself checked at its end): the block stays one COPY, all text.
             true => None,
         };
+        // A block one worker loads whole may go in frozen.
+        let whole =
+            serial || self.settings.on_error == OnError::Continue || self.workers.len() == 1;
+        let freeze = match whole {
+            true => frozen_form(&sql, binary.as_ref()),
+            false => None,
+        };
         tracing::debug!(line = stmt.line, binary = binary.is_some(), "COPY block");
         self.copy = Some(Arc::new(CopyBlock {
             sql,
@@ -777,6 +784,7 @@ impl Loader {
             loaded: Default::default(),
             loaded_binary: Default::default(),
             failure: Mutex::new(None),
+            freeze,
         }));
         self.copy_worker = (self.copy_worker + 1) % self.workers.len();
         Ok(())
@@ -914,6 +922,12 @@ impl Loader {
                 block: block.clone(),
                 rows: Bytes::new(),
                 session: self.session.snapshot(),
+            };
+            self.send(self.copy_worker, task).await?;
+        }
+        if block.freeze.is_some() {
+            let task = Task::EndBlock {
+                block: block.clone(),
             };
             self.send(self.copy_worker, task).await?;
         }
@@ -1159,6 +1173,19 @@ impl Loader {
             None => Ok(()),
         }
     }
+}
+
+/// A plain COPY statement `sql` (and its binary form) with `FREEZE` added; `None` for any other
+/// form, which is loaded only as written.
+fn frozen_form(sql: &str, binary: Option<&BinaryCopy>) -> Option<Freeze> {
+    let copy = plain_copy(sql.as_bytes())?;
+    // As for the binary form: options go after `FROM stdin`, on a line of their own.
+    let statement = sql.trim_end().strip_suffix(';').unwrap_or(sql).trim_end();
+    Some(Freeze {
+        table: copy.table,
+        text_sql: format!("{statement}\n(FREEZE)"),
+        binary_sql: binary.map(|form| form.frozen_sql.clone()),
+    })
 }
 
 /// The database a `\connect` names: `\connect db`, `\connect "My DB"` or pg_dump's

@@ -9,6 +9,14 @@
 //! block may take both.
 //! Before any work the worker catches up with the dump's session settings. A flush closes the
 //! open COPY so the loader can compare the rows the server counted with the rows in the dump.
+//!
+//! A block one worker loads whole may go in with `FREEZE` ([`Freeze`]): its rows are stored
+//! already frozen and visible to all, so the index and foreign-key builds that read the table
+//! next neither look each row's transaction up nor write the page again to note the answer.
+//! PostgreSQL allows it only in the transaction that created or emptied the table, so the
+//! worker opens one for the block, locks the table, and truncates it when it is a plain table
+//! that holds no rows, that nothing references and that no truncate trigger watches; otherwise
+//! the block is loaded as any other.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,7 +26,7 @@ use bytes::Bytes;
 use futures_util::SinkExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio_postgres::{Client, CopyInSink};
+use tokio_postgres::{Client, CopyInSink, SimpleQueryMessage};
 
 use super::binary::{self, BinaryCopy};
 use super::session::SessionSnapshot;
@@ -43,6 +51,36 @@ pub(crate) struct CopyBlock {
     pub(crate) loaded_binary: AtomicU64,
     /// The first failure of this block.
     pub(crate) failure: Mutex<Option<DbFailure>>,
+    /// How the block goes in frozen, when one worker loads all of it.
+    pub(crate) freeze: Option<Freeze>,
+}
+
+/// A COPY block's statements with the `FREEZE` option, and the table they load.
+#[derive(Debug)]
+pub(crate) struct Freeze {
+    /// The table, quoted for SQL as the statement names it.
+    pub(crate) table: String,
+    /// The text statement with `FREEZE` added.
+    pub(crate) text_sql: String,
+    /// The binary statement with `FREEZE` added, when the block has a binary form.
+    pub(crate) binary_sql: Option<String>,
+}
+
+/// Whether the table named `table` (quoted) may be emptied for a frozen load, asked inside the
+/// transaction that holds its lock: a plain table, not a partition, holding no rows, without
+/// row security, which no foreign key references (TRUNCATE would refuse) and no truncate
+/// trigger watches (it would fire), and which the session may truncate.
+fn freeze_check_sql(table: &str) -> String {
+    format!(
+        "SELECT c.relkind = 'r' AND NOT c.relispartition AND NOT c.relrowsecurity \
+         AND has_table_privilege(c.oid, 'TRUNCATE') \
+         AND NOT EXISTS (SELECT FROM pg_constraint WHERE confrelid = c.oid AND contype = 'f') \
+         AND NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = c.oid \
+                         AND (tgtype::int & 32) <> 0) \
+         AND NOT EXISTS (SELECT FROM ONLY {table}) \
+         FROM pg_class c WHERE c.oid = {}::regclass",
+        quote_literal(table)
+    )
 }
 
 /// A statement or COPY the server refused.
@@ -78,6 +116,9 @@ pub(crate) enum Task {
     },
     /// Close the open COPY, then answer.
     Flush { done: oneshot::Sender<()> },
+    /// The last rows of `block` were sent: close its COPY and commit its transaction, so that
+    /// the table's lock goes before the worker's next task.
+    EndBlock { block: Arc<CopyBlock> },
 }
 
 /// The loader's side of a worker.
@@ -108,6 +149,7 @@ pub(crate) fn spawn(
         applied: None,
         serial_builds: false,
         open: None,
+        frozen: None,
         binary_checked: None,
         copy_failed,
     };
@@ -123,6 +165,8 @@ struct Worker {
     /// The session holds `max_parallel_maintenance_workers = 0`.
     serial_builds: bool,
     open: Option<OpenCopy>,
+    /// The block whose frozen load holds a transaction open on this connection.
+    frozen: Option<Arc<CopyBlock>>,
     /// The last block asked about, and whether this connection may load it in binary.
     binary_checked: Option<(Arc<CopyBlock>, bool)>,
     copy_failed: Arc<AtomicBool>,
@@ -162,6 +206,16 @@ impl Worker {
                 Task::Flush { done } => {
                     self.close_copy().await;
                     let _ = done.send(());
+                }
+                Task::EndBlock { block } => {
+                    let open = self.open.as_ref().map(|open| &open.block);
+                    let frozen = self.frozen.as_ref();
+                    if open
+                        .or(frozen)
+                        .is_some_and(|open| Arc::ptr_eq(open, &block))
+                    {
+                        self.close_copy().await;
+                    }
                 }
             }
         }
@@ -234,7 +288,15 @@ impl Worker {
             .as_ref()
             .is_some_and(|open| Arc::ptr_eq(&open.block, &block) && open.binary == binary);
         if !same_copy {
-            self.close_copy().await;
+            let same_block = self
+                .frozen
+                .as_ref()
+                .is_some_and(|frozen| Arc::ptr_eq(frozen, &block));
+            match same_block {
+                // A frozen block switching format stays in its transaction.
+                true => self.finish_copy().await,
+                false => self.close_copy().await,
+            }
             if let Err(err) = self.open_copy(&block, session, binary).await {
                 self.fail(&block, DbFailure::from_pg(&err));
                 return;
@@ -290,9 +352,19 @@ impl Worker {
         binary: bool,
     ) -> Result<(), tokio_postgres::Error> {
         self.catch_up(session).await?;
+        let frozen = self.begin_frozen(block).await?;
+        let freeze = block.freeze.as_ref().filter(|_| frozen);
         if let (true, Some(form)) = (binary, &block.binary) {
-            tracing::trace!(worker = self.id, line = block.line, "binary COPY opened");
-            let mut sink = Box::pin(self.client.copy_in::<_, Bytes>(form.sql.as_str()).await?);
+            tracing::trace!(
+                worker = self.id,
+                line = block.line,
+                frozen,
+                "binary COPY opened"
+            );
+            let sql = freeze
+                .and_then(|freeze| freeze.binary_sql.as_deref())
+                .unwrap_or(&form.sql);
+            let mut sink = Box::pin(self.client.copy_in::<_, Bytes>(sql).await?);
             sink.send(Bytes::from_static(binary::HEADER)).await?;
             self.open = Some(OpenCopy {
                 block: block.clone(),
@@ -316,8 +388,9 @@ impl Worker {
             }
             _ => false,
         };
-        tracing::trace!(worker = self.id, line = block.line, "COPY opened");
-        let sink = self.client.copy_in::<_, Bytes>(block.sql.as_str()).await?;
+        tracing::trace!(worker = self.id, line = block.line, frozen, "COPY opened");
+        let sql = freeze.map_or(block.sql.as_str(), |freeze| freeze.text_sql.as_str());
+        let sink = self.client.copy_in::<_, Bytes>(sql).await?;
         self.open = Some(OpenCopy {
             block: block.clone(),
             sink: Box::pin(sink),
@@ -327,7 +400,70 @@ impl Worker {
         Ok(())
     }
 
+    /// Opens the transaction of a frozen load of `block`, unless one is open already; true when
+    /// the block goes in frozen. Any refusal along the way (the table is gone, the session may
+    /// not lock it) leaves the block to load as any other, where the COPY itself reports what
+    /// is wrong.
+    async fn begin_frozen(
+        &mut self,
+        block: &Arc<CopyBlock>,
+    ) -> Result<bool, tokio_postgres::Error> {
+        if let Some(frozen) = &self.frozen {
+            return Ok(Arc::ptr_eq(frozen, block));
+        }
+        let Some(freeze) = &block.freeze else {
+            return Ok(false);
+        };
+        let lock = format!(
+            "BEGIN; LOCK TABLE ONLY {} IN ACCESS EXCLUSIVE MODE",
+            freeze.table
+        );
+        let emptied = async {
+            self.client.batch_execute(&lock).await?;
+            // The simple protocol leaves no portal open, which FREEZE would refuse.
+            let answer = self
+                .client
+                .simple_query(&freeze_check_sql(&freeze.table))
+                .await?;
+            let empty = answer.iter().any(|message| match message {
+                SimpleQueryMessage::Row(row) => row.get(0) == Some("t"),
+                _ => false,
+            });
+            if !empty {
+                return Ok(false);
+            }
+            let truncate = format!("TRUNCATE ONLY {}", freeze.table);
+            self.client.batch_execute(&truncate).await?;
+            Ok::<_, tokio_postgres::Error>(true)
+        };
+        match emptied.await {
+            Ok(true) => {
+                self.frozen = Some(block.clone());
+                Ok(true)
+            }
+            Ok(false) | Err(_) => {
+                tracing::debug!(worker = self.id, line = block.line, "COPY block not frozen");
+                self.client.batch_execute("ROLLBACK").await?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Closes the open COPY and commits the transaction of a frozen load.
     async fn close_copy(&mut self) {
+        self.finish_copy().await;
+        let Some(block) = self.frozen.take() else {
+            return;
+        };
+        // After a failure the transaction is aborted and COMMIT rolls it back; the block has
+        // its failure already.
+        if let Err(err) = self.client.batch_execute("COMMIT").await {
+            self.fail(&block, DbFailure::from_pg(&err));
+        }
+    }
+
+    /// Closes the open COPY, adding the rows the server counted to its block.
+    async fn finish_copy(&mut self) {
         let Some(mut open) = self.open.take() else {
             return;
         };

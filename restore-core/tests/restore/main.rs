@@ -13,4 +13,5 @@ mod binary;
 mod builds;
 mod dumps;
 mod formats;
+mod freeze;
 mod pagila;

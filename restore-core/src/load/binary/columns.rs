@@ -16,6 +16,8 @@ pub(crate) struct BinaryCopy {
     /// The dump's own statement with `(FORMAT binary)` added, so the server reads its names as
     /// it reads them in the text COPY.
     pub(crate) sql: String,
+    /// The same with `FREEZE` as well, for a block loaded in the transaction that emptied it.
+    pub(crate) frozen_sql: String,
     /// The table as the lookup named it, and the relation that name resolved to: a connection
     /// loads binary rows only where the name resolves to the same relation, since binary
     /// values of another table's types would be stored as they are.
@@ -65,6 +67,7 @@ impl BinaryCopy {
         let statement = sql.trim_end().strip_suffix(';').unwrap_or(sql).trim_end();
         Some(BinaryCopy {
             sql: format!("{statement}\n(FORMAT binary)"),
+            frozen_sql: format!("{statement}\n(FORMAT binary, FREEZE)"),
             table: copy.table.clone(),
             relation,
             rows,

@@ -1,0 +1,158 @@
+//! Blocks one worker loads whole go in with `COPY … FREEZE`, in a transaction that empties the
+//! table first: only where emptying it loses nothing and sets nothing off.
+//!
+//! Whether rows went in frozen shows in `relallvisible`: a frozen load marks every page
+//! all-visible, and the primary key built after it counts them, where a plain load leaves none
+//! marked until a vacuum.
+
+use restore_core::{OnError, RestoreOptions, RestoreState, RestoreStatus};
+
+use crate::harness::{query, staging_left, unique, Fixture};
+use crate::support;
+
+fn restore(sql: &str, options: RestoreOptions) -> (String, RestoreStatus) {
+    let fixture = Fixture::new();
+    fixture.write("freeze.sql", sql.as_bytes());
+    let target = unique("freeze");
+    let status = fixture.restore("freeze.sql", &target, options);
+    (target, status)
+}
+
+fn one_worker() -> RestoreOptions {
+    RestoreOptions {
+        parallel_workers: 1,
+        ..Default::default()
+    }
+}
+
+/// Rows `from..=to` of a one-column COPY block, one per line, ended by `\.`.
+fn rows(from: u32, to: u32) -> String {
+    let mut block: String = (from..=to).map(|n| format!("{n}\trow {n}\n")).collect();
+    block.push_str("\\.\n");
+    block
+}
+
+/// Whether every page of `table` is marked all-visible, and it has pages.
+fn all_visible(db: &str, table: &str) -> bool {
+    let sql = format!(
+        "SELECT relpages > 0 AND relallvisible = relpages FROM pg_class \
+         WHERE oid = '{table}'::regclass"
+    );
+    query(db, &sql) == "t"
+}
+
+fn keyed_table(name: &str) -> String {
+    format!(
+        "CREATE TABLE public.{name} (id integer NOT NULL, note text);\n\
+         COPY public.{name} (id, note) FROM stdin;\n{}\
+         ALTER TABLE ONLY public.{name} ADD CONSTRAINT {name}_pkey PRIMARY KEY (id);\n",
+        rows(1, 3000)
+    )
+}
+
+#[test]
+fn a_table_one_worker_loads_goes_in_frozen() {
+    for options in [
+        one_worker(),
+        // Under `continue` each block goes whole to one of the workers.
+        RestoreOptions {
+            on_error: OnError::Continue,
+            ..Default::default()
+        },
+    ] {
+        let (target, status) = restore(&keyed_table("t"), options);
+        assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+        assert_eq!(
+            query(&target, "SELECT count(*), sum(id) FROM t"),
+            "3000|4501500"
+        );
+        assert!(all_visible(&target, "t"), "the rows were not frozen");
+        support::drop_database(&target);
+    }
+}
+
+#[test]
+fn a_block_split_over_workers_is_not_frozen() {
+    let (target, status) = restore(&keyed_table("t"), RestoreOptions::default());
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    assert_eq!(query(&target, "SELECT count(*) FROM t"), "3000");
+    assert!(!all_visible(&target, "t"));
+    support::drop_database(&target);
+}
+
+#[test]
+fn rows_a_table_holds_before_its_block_are_kept() {
+    // Emptying the table for a frozen load would lose the rows the INSERT put there.
+    let sql = format!(
+        "CREATE TABLE public.t (id integer, note text);\n\
+         INSERT INTO public.t VALUES (0, 'before');\n\
+         COPY public.t (id, note) FROM stdin;\n{}\
+         COPY public.t (id, note) FROM stdin;\n{}",
+        rows(1, 500),
+        rows(501, 1000)
+    );
+    let (target, status) = restore(&sql, one_worker());
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    assert_eq!(
+        query(&target, "SELECT count(*), sum(id) FROM t"),
+        "1001|500500"
+    );
+    support::drop_database(&target);
+}
+
+#[test]
+fn a_referenced_table_and_one_with_a_truncate_trigger_load_as_written() {
+    // TRUNCATE would refuse the referenced table, and would fire the trigger, which records
+    // that it ran.
+    let sql = format!(
+        "CREATE TABLE public.fired (at text);\n\
+         CREATE FUNCTION public.note_truncate() RETURNS trigger LANGUAGE plpgsql AS $$\n\
+         BEGIN\n    INSERT INTO public.fired VALUES (TG_TABLE_NAME);\n    RETURN NULL;\nEND\n$$;\n\
+         CREATE TABLE public.watched (id integer, note text);\n\
+         CREATE TRIGGER watch AFTER TRUNCATE ON public.watched\n\
+         \x20   FOR EACH STATEMENT EXECUTE FUNCTION public.note_truncate();\n\
+         CREATE TABLE public.parent (id integer PRIMARY KEY, note text);\n\
+         CREATE TABLE public.child (parent_id integer REFERENCES public.parent);\n\
+         COPY public.watched (id, note) FROM stdin;\n{}\
+         COPY public.parent (id, note) FROM stdin;\n{}\
+         COPY public.child (parent_id) FROM stdin;\n1\n2\n\\.\n",
+        rows(1, 100),
+        rows(1, 100)
+    );
+    let (target, status) = restore(&sql, one_worker());
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    let counts = "SELECT (SELECT count(*) FROM watched), (SELECT count(*) FROM parent), \
+                  (SELECT count(*) FROM child), (SELECT count(*) FROM fired)";
+    assert_eq!(query(&target, counts), "100|100|2|0");
+    support::drop_database(&target);
+}
+
+#[test]
+fn a_bad_row_in_a_frozen_block_fails_only_that_block() {
+    let sql = format!(
+        "CREATE TABLE public.t (id integer, note text);\n\
+         CREATE TABLE public.u (id integer, note text);\n\
+         COPY public.t (id, note) FROM stdin;\n1\tone\nnot a number\ttwo\n\\.\n\
+         COPY public.u (id, note) FROM stdin;\n{}",
+        rows(1, 10)
+    );
+    let options = RestoreOptions {
+        on_error: OnError::Continue,
+        ..one_worker()
+    };
+    let (target, status) = restore(&sql, options);
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    let lines: Vec<u64> = status.errors.iter().map(|error| error.line).collect();
+    assert_eq!(lines, [3]);
+    let counts = "SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM u)";
+    assert_eq!(query(&target, counts), "0|10");
+    support::drop_database(&target);
+
+    let (target, status) = restore(&sql, one_worker());
+    assert_eq!(status.status, RestoreState::Failed);
+    let error = status.error.clone().expect("an error");
+    assert_eq!(error.details()["line"], 3, "{}", error.message());
+    assert!(error.message().contains("integer"), "{}", error.message());
+    assert!(!support::database_exists(&target));
+    assert!(staging_left(&status).is_empty());
+}
