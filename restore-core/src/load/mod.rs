@@ -767,10 +767,13 @@ impl Loader {
             // the table itself checked at its end): the block stays one COPY, all text.
             true => None,
         };
-        // A block one worker loads whole may go in frozen.
-        let whole =
-            serial || self.settings.on_error == OnError::Continue || self.workers.len() == 1;
-        let freeze = match whole {
+        // A block may go in frozen when one worker loads it whole and no other block loads
+        // meanwhile. The exclusive lock a frozen load holds on its table would otherwise stand
+        // between the workers: another worker's open COPY may hold that table while its worker
+        // waits for a task the loader cannot send, or the rows of each block may read the table
+        // of the other, a deadlock the server ends by failing one of them.
+        let alone = serial || self.workers.len() == 1;
+        let freeze = match alone {
             true => frozen_form(&sql, binary.as_ref()),
             false => None,
         };

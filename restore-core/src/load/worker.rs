@@ -10,13 +10,13 @@
 //! Before any work the worker catches up with the dump's session settings. A flush closes the
 //! open COPY so the loader can compare the rows the server counted with the rows in the dump.
 //!
-//! A block one worker loads whole may go in with `FREEZE` ([`Freeze`]): its rows are stored
-//! already frozen and visible to all, so the index and foreign-key builds that read the table
-//! next neither look each row's transaction up nor write the page again to note the answer.
-//! PostgreSQL allows it only in the transaction that created or emptied the table, so the
-//! worker opens one for the block, locks the table, and truncates it when it is a plain table
-//! that holds no rows, that nothing references and that no truncate trigger watches; otherwise
-//! the block is loaded as any other.
+//! A block one worker loads whole, while no other block loads, may go in with `FREEZE`
+//! ([`Freeze`]): its rows are stored already frozen and visible to all, so the index and
+//! foreign-key builds that read the table next neither look each row's transaction up nor write
+//! the page again to note the answer. PostgreSQL allows it only in the transaction that created
+//! or emptied the table, so the worker opens one for the block, locks the table, and truncates
+//! it when it is a plain table that holds no rows, that nothing references and that no truncate
+//! trigger watches; otherwise the block is loaded as any other.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -51,7 +51,8 @@ pub(crate) struct CopyBlock {
     pub(crate) loaded_binary: AtomicU64,
     /// The first failure of this block.
     pub(crate) failure: Mutex<Option<DbFailure>>,
-    /// How the block goes in frozen, when one worker loads all of it.
+    /// How the block goes in frozen, when one worker loads all of it and nothing else loads
+    /// meanwhile.
     pub(crate) freeze: Option<Freeze>,
 }
 

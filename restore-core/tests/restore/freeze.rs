@@ -1,9 +1,12 @@
-//! Blocks one worker loads whole go in with `COPY … FREEZE`, in a transaction that empties the
-//! table first: only where emptying it loses nothing and sets nothing off.
+//! Blocks one worker loads whole, while no other block loads, go in with `COPY … FREEZE`, in a
+//! transaction that empties the table first: only where emptying it loses nothing and sets
+//! nothing off.
 //!
 //! Whether rows went in frozen shows in `relallvisible`: a frozen load marks every page
 //! all-visible, and the primary key built after it counts them, where a plain load leaves none
 //! marked until a vacuum.
+
+use std::time::Duration;
 
 use restore_core::{OnError, RestoreOptions, RestoreState, RestoreStatus};
 
@@ -32,6 +35,15 @@ fn rows(from: u32, to: u32) -> String {
     block
 }
 
+/// Rows `from..=to` padded to about 1 KiB each, so that a few thousand fill more of the loader's
+/// 1 MiB batches than a worker's queue holds.
+fn wide_rows(from: u32, to: u32) -> String {
+    let pad = "x".repeat(1000);
+    let mut block: String = (from..=to).map(|n| format!("{n}\t{pad}\n")).collect();
+    block.push_str("\\.\n");
+    block
+}
+
 /// Whether every page of `table` is marked all-visible, and it has pages.
 fn all_visible(db: &str, table: &str) -> bool {
     let sql = format!(
@@ -54,10 +66,10 @@ fn keyed_table(name: &str) -> String {
 fn a_table_one_worker_loads_goes_in_frozen() {
     for options in [
         one_worker(),
-        // Under `continue` each block goes whole to one of the workers.
+        // Under `continue` too, where a failure rolls the frozen load back with its block.
         RestoreOptions {
             on_error: OnError::Continue,
-            ..Default::default()
+            ..one_worker()
         },
     ] {
         let (target, status) = restore(&keyed_table("t"), options);
@@ -155,4 +167,65 @@ fn a_bad_row_in_a_frozen_block_fails_only_that_block() {
     assert!(error.message().contains("integer"), "{}", error.message());
     assert!(!support::database_exists(&target));
     assert!(staging_left(&status).is_empty());
+}
+
+#[test]
+fn a_block_loaded_as_written_does_not_hold_its_table_from_the_next_block() {
+    // The first block has options of its own and goes in as written; its COPY stays open on
+    // one worker until that worker's next task. A frozen load of the second block on the other
+    // worker would wait for the table's lock, and the loader, that worker's queue full, would
+    // wait for it. The first block is longer than a queue, so its COPY is open before the
+    // second block starts.
+    let sql = format!(
+        "CREATE TABLE public.t (id integer, note text);\n\
+         COPY public.t (id, note) FROM stdin WITH (FORMAT text);\n{}\
+         COPY public.t (id, note) FROM stdin;\n{}",
+        wide_rows(1, 6000),
+        wide_rows(6001, 15000)
+    );
+    let fixture = Fixture::new();
+    fixture.write("freeze.sql", sql.as_bytes());
+    let target = unique("freeze");
+    let options = RestoreOptions {
+        on_error: OnError::Continue,
+        ..Default::default()
+    };
+    let status = fixture.restore_within("freeze.sql", &target, options, Duration::from_secs(60));
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    assert_eq!(
+        query(&target, "SELECT count(*), sum(id) FROM t"),
+        "15000|112507500"
+    );
+    support::drop_database(&target);
+}
+
+#[test]
+fn blocks_loaded_side_by_side_under_continue_do_not_deadlock() {
+    // Each table's default reads the other table. Two workers load the blocks at once; had
+    // each held its table's exclusive lock for a frozen load, the rows of each would wait for
+    // the other's lock, and the server would end the deadlock by failing one of the blocks.
+    let sql = format!(
+        "CREATE TABLE public.a (id integer, note text);\n\
+         CREATE TABLE public.b (id integer, note text);\n\
+         CREATE FUNCTION public.rows_of_a() RETURNS bigint LANGUAGE sql\n\
+         \x20   AS 'SELECT count(*) FROM public.a';\n\
+         CREATE FUNCTION public.rows_of_b() RETURNS bigint LANGUAGE sql\n\
+         \x20   AS 'SELECT count(*) FROM public.b';\n\
+         ALTER TABLE public.a ADD COLUMN seen bigint DEFAULT public.rows_of_b();\n\
+         ALTER TABLE public.b ADD COLUMN seen bigint DEFAULT public.rows_of_a();\n\
+         COPY public.a (id, note) FROM stdin;\n{}\
+         COPY public.b (id, note) FROM stdin;\n{}",
+        rows(1, 3000),
+        rows(1, 3000)
+    );
+    let options = RestoreOptions {
+        on_error: OnError::Continue,
+        ..Default::default()
+    };
+    let (target, status) = restore(&sql, options);
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    assert!(status.errors.is_empty(), "{:?}", status.errors);
+    let counts = "SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM b)";
+    assert_eq!(query(&target, counts), "3000|3000");
+    support::drop_database(&target);
 }

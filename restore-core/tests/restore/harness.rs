@@ -48,18 +48,36 @@ impl Fixture {
 
     /// Starts a restore and waits for it to end.
     pub fn restore(&self, name: &str, target: &str, options: RestoreOptions) -> RestoreStatus {
+        let status = self.restore_within(name, target, options, Duration::from_secs(300));
+        assert!(
+            status.status.is_final(),
+            "restore still running after 300 s: {status:?}"
+        );
+        status
+    }
+
+    /// Starts a restore and waits at most `limit` for it to end; one still running then is
+    /// cancelled, and its status is returned as it was, not final.
+    pub fn restore_within(
+        &self,
+        name: &str,
+        target: &str,
+        options: RestoreOptions,
+        limit: Duration,
+    ) -> RestoreStatus {
         let started = self
             .engine
             .create_restore(request(name, target, options))
             .expect("restore accepted");
         let status = self
             .engine
-            .wait_restore(&started.restore_id, Some(Duration::from_secs(300)))
+            .wait_restore(&started.restore_id, Some(limit))
             .expect("status");
-        assert!(
-            status.status.is_final(),
-            "restore still running after 300 s: {status:?}"
-        );
+        if !status.status.is_final() {
+            self.engine
+                .cancel_restore(&started.restore_id)
+                .expect("cancel");
+        }
         status
     }
 }
