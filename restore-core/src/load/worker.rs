@@ -74,12 +74,13 @@ pub(crate) struct Freeze {
 fn freeze_check_sql(table: &str) -> String {
     format!(
         "SELECT c.relkind = 'r' AND NOT c.relispartition AND NOT c.relrowsecurity \
-         AND has_table_privilege(c.oid, 'TRUNCATE') \
-         AND NOT EXISTS (SELECT FROM pg_constraint WHERE confrelid = c.oid AND contype = 'f') \
-         AND NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = c.oid \
-                         AND (tgtype::int & 32) <> 0) \
+         AND pg_catalog.has_table_privilege(c.oid, 'TRUNCATE') \
+         AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint \
+                         WHERE confrelid = c.oid AND contype = 'f') \
+         AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger \
+                         WHERE tgrelid = c.oid AND (tgtype::int & 32) <> 0) \
          AND NOT EXISTS (SELECT FROM ONLY {table}) \
-         FROM pg_class c WHERE c.oid = {}::regclass",
+         FROM pg_catalog.pg_class c WHERE c.oid = {}::pg_catalog.regclass",
         quote_literal(table)
     )
 }
