@@ -1,18 +1,23 @@
 //! Running a dump's items against the staging database.
 //!
 //! The loader receives items in file order. Statements run in that order on one control
-//! connection, runs of `INSERT`s sent without waiting for each answer; COPY blocks are cut into
-//! batches of whole rows that the workers load concurrently, and the next statement waits for
-//! them. Batches of a table whose columns allow it are rewritten in the binary COPY format on
-//! the engine's pool as a worker takes them up ([`binary`]). In post-data, runs of index,
-//! constraint and foreign-key builds are spread over the workers as their tables allow
-//! ([`schedule`]). Statements that touch the database itself are aimed at the staging database,
-//! and anything reaching beyond it is refused. Setting statements are remembered and replayed
-//! on every worker.
+//! connection, runs of `INSERT`s sent without waiting for each answer. Each COPY block is loaded
+//! whole by one worker, in batches of whole rows, in one transaction. With several workers the
+//! loader reads on while a block loads, its rows waiting in the block's spool ([`spool`]), so
+//! that the next blocks load on the other workers, as pg_restore loads one table per process;
+//! a block waits for the first worker free. Batches of a table whose columns allow it are
+//! rewritten in the binary COPY format on the engine's pool as a worker takes them up
+//! ([`binary`]). In post-data, runs of index, constraint and foreign-key builds are spread over
+//! the workers as their tables allow ([`schedule`]), each starting once the blocks of its tables
+//! are in, beside the blocks still loading. Any other statement waits for every block, except
+//! pg_dump's `setval` calls, which read no table. Statements that touch the database itself are
+//! aimed at the staging database, and anything reaching beyond it is refused. Setting
+//! statements are remembered and replayed on every worker.
 
 mod binary;
 mod schedule;
 mod session;
+mod spool;
 mod worker;
 
 use std::collections::VecDeque;
@@ -32,8 +37,8 @@ use crate::dump::{Item, MetaCommand, Statement, TocEntry};
 use crate::error::{RestoreError, Result};
 use crate::job::{OnError, Operation, Progress, StatementError};
 use crate::plan::{
-    answers_without_rows, classify, copy_target, plain_copy, transaction_boundary, Action, Build,
-    PlanOptions, Transaction,
+    answers_without_rows, classify, copy_table_name, copy_target, plain_copy, transaction_boundary,
+    Action, Build, PlanOptions, Transaction,
 };
 use crate::server::{
     describe_db_error, execute_one, is_superuser, quote_ident, quote_literal, Server,
@@ -41,7 +46,8 @@ use crate::server::{
 use crate::staging;
 use binary::BinaryCopy;
 use schedule::{next_startable, runs_alone, TableLocks};
-use session::Session;
+use session::{Session, SessionSnapshot};
+use spool::{Spool, SpoolBudget};
 use worker::{CopyBlock, DbFailure, Freeze, Task, WorkerHandle};
 
 /// How the loader works.
@@ -85,6 +91,13 @@ pub(crate) struct Loader {
     /// The current COPY block goes whole to one worker and nothing overlaps it.
     copy_serial: bool,
     unchecked: Vec<(Arc<CopyBlock>, u64)>,
+    /// Blocks loaded whole by a worker each, from their spools: those loading, and those
+    /// waiting for a worker.
+    loads: Vec<ActiveLoad>,
+    waiting: VecDeque<WaitingLoad>,
+    /// The spool of the block being read, when it is one of those.
+    spool: Option<Arc<Spool>>,
+    budget: Arc<SpoolBudget>,
     /// The dump's transaction block open on the control connection.
     transaction: Option<OpenBlock>,
     /// A COPY block inside that transaction block, loaded on the control connection.
@@ -102,6 +115,26 @@ pub(crate) struct Loader {
 /// connection before the first of them has answered.
 const PIPELINE_STATEMENTS: usize = 256;
 const PIPELINE_BYTES: usize = 8 << 20;
+
+/// What the rows read ahead of the workers may take: in memory, then in temporary files.
+const SPOOL_MEMORY: u64 = 32 << 20;
+const SPOOL_DISK: u64 = 4 << 30;
+
+/// A block a worker loads whole from its spool.
+struct ActiveLoad {
+    worker: usize,
+    block: Arc<CopyBlock>,
+    table: Option<String>,
+    done: oneshot::Receiver<()>,
+}
+
+/// A block waiting for a worker, its rows gathering in its spool.
+struct WaitingLoad {
+    block: Arc<CopyBlock>,
+    spool: Arc<Spool>,
+    session: Arc<SessionSnapshot>,
+    table: Option<String>,
+}
 
 type Answer = Pin<Box<dyn Future<Output = std::result::Result<(), tokio_postgres::Error>> + Send>>;
 
@@ -198,6 +231,10 @@ impl Loader {
             copy_worker: 0,
             copy_serial: false,
             unchecked: Vec::new(),
+            loads: Vec::new(),
+            waiting: VecDeque::new(),
+            spool: None,
+            budget: SpoolBudget::new(SPOOL_MEMORY, SPOOL_DISK),
             transaction: None,
             control_copy: None,
             run: Vec::new(),
@@ -363,7 +400,11 @@ impl Loader {
             Action::Concurrent(build) => {
                 self.ensure_connected().await?;
                 self.drain().await?;
-                self.end_open_copy().await?;
+                // A build waits for the blocks loaded from spools only when it runs, and only
+                // for those of its tables.
+                if !self.only_spooled() {
+                    self.end_open_copy().await?;
+                }
                 let sql = self.text(&stmt)?;
                 let object = object_of(toc.as_deref());
                 self.run.push(Pending {
@@ -376,7 +417,12 @@ impl Loader {
             }
             Action::Barrier => {
                 self.ensure_connected().await?;
-                self.settle_workers().await?;
+                // pg_dump's `setval` calls between the data and the builds read no table: the
+                // loads and builds go on beside them.
+                let setval = stmt.sql.starts_with(b"SELECT pg_catalog.setval(");
+                if !(setval && self.only_spooled()) {
+                    self.settle_workers().await?;
+                }
                 self.progress
                     .set_operation(operation_of(toc.as_deref(), false));
                 let sql = self.text(&stmt)?;
@@ -773,8 +819,13 @@ impl Loader {
         // waits for a task the loader cannot send, or the rows of each block may read the table
         // of the other, a deadlock the server ends by failing one of them.
         let alone = serial || self.workers.len() == 1;
-        let freeze = match alone {
-            true => frozen_form(&sql, binary.as_ref()),
+        // With several workers, when a failure stops the restore, a block is loaded whole by
+        // the first worker free, as pg_restore loads a table, while the loader reads on: the
+        // next blocks go to the other workers, and the builds on a table start once its block
+        // is in, beside the loads still running.
+        let spooled = !serial && self.settings.on_error == OnError::Stop && self.workers.len() > 1;
+        let freeze = match alone || spooled {
+            true => frozen_form(&sql, binary.as_ref(), spooled),
             false => None,
         };
         tracing::debug!(line = stmt.line, binary = binary.is_some(), "COPY block");
@@ -788,8 +839,20 @@ impl Loader {
             loaded_binary: Default::default(),
             failure: Mutex::new(None),
             freeze,
+            spooled,
         }));
         self.copy_worker = (self.copy_worker + 1) % self.workers.len();
+        if spooled {
+            let spool = Arc::new(Spool::new(self.budget.clone()));
+            self.spool = Some(spool.clone());
+            self.waiting.push_back(WaitingLoad {
+                block: self.copy.clone().expect("the block just made"),
+                spool,
+                session: self.session.snapshot(),
+                table: copy_table_name(&stmt.sql),
+            });
+            self.start_loads().await?;
+        }
         Ok(())
     }
 
@@ -837,6 +900,9 @@ impl Loader {
         let Some(block) = self.copy.clone() else {
             return Ok(());
         };
+        if let Some(spool) = self.spool.clone() {
+            return self.spool_rows(&spool, rows).await;
+        }
         if self.settings.on_error == OnError::Stop && self.copy_failed.load(Ordering::Acquire) {
             self.end_open_copy().await?;
             return self.check_failure(&block);
@@ -846,38 +912,9 @@ impl Loader {
             rows,
             session: self.session.snapshot(),
         };
-        // Under `continue` a block goes whole to one worker, so a failure skips all of it.
-        if self.settings.on_error == OnError::Continue || self.copy_serial {
-            return self.send(self.copy_worker, task).await;
-        }
-        let start = self.copy_worker;
-        let count = self.workers.len();
-        let mut task = Some(task);
-        for offset in 0..count {
-            let index = (start + offset) % count;
-            match self.workers[index]
-                .tasks
-                .try_send(task.take().expect("task"))
-            {
-                Ok(()) => {
-                    self.copy_worker = (index + 1) % count;
-                    return Ok(());
-                }
-                Err(mpsc::error::TrySendError::Full(back)) => task = Some(back),
-                Err(mpsc::error::TrySendError::Closed(_)) => return Err(self.worker_gone()),
-            }
-        }
-        // Every queue is full: wait for whichever worker frees a place first.
-        let permits = self
-            .workers
-            .iter()
-            .map(|worker| Box::pin(worker.tasks.reserve()));
-        let (permit, index, _) = futures_util::future::select_all(permits).await;
-        permit
-            .map_err(|_| self.worker_gone())?
-            .send(task.expect("task"));
-        self.copy_worker = (index + 1) % count;
-        Ok(())
+        // A block not spooled goes whole to one worker: the only one, or under `continue` so
+        // that a failure skips all of it, or a block whose rows fire triggers.
+        self.send(self.copy_worker, task).await
     }
 
     /// How a COPY block's rows can go in the binary format: only for a plain `COPY … FROM
@@ -918,6 +955,12 @@ impl Loader {
         let Some(block) = self.copy.take() else {
             return Ok(());
         };
+        if let Some(spool) = self.spool.take() {
+            spool.finish();
+            self.progress.count_copy(rows);
+            self.unchecked.push((block, rows));
+            return self.start_loads().await;
+        }
         if rows == 0 {
             // A block without rows still goes to the server, which checks its statement: the
             // table and columns must exist, as they must for psql.
@@ -965,6 +1008,7 @@ impl Loader {
 
     /// Closes every worker's COPY and compares the rows the server counted with the dump's.
     async fn end_open_copy(&mut self) -> Result<()> {
+        self.finish_loads().await?;
         if self.unchecked.is_empty() && self.copy.is_none() {
             return Ok(());
         }
@@ -1120,30 +1164,49 @@ impl Loader {
     }
 
     /// Runs the buffered post-data builds over the workers, each starting as soon as a worker
-    /// is free and its tables allow ([`schedule`]).
+    /// is free and its tables allow ([`schedule`]). Blocks waiting in spools go first to the
+    /// workers that free up; a build waits for the blocks of its tables, not for the others.
     async fn run_pending_builds(&mut self) -> Result<()> {
         if self.run.is_empty() {
             return Ok(());
         }
-        self.end_open_copy().await?;
+        if !self.only_spooled() {
+            self.end_open_copy().await?;
+        }
+        self.start_loads().await?;
         self.progress.set_operation(Operation::BuildingIndexes);
         let mut pending = std::mem::take(&mut self.run);
         let mut locks = TableLocks::default();
-        let mut idle: Vec<usize> = (0..self.workers.len()).rev().collect();
+        let mut idle: Vec<usize> = (0..self.workers.len())
+            .rev()
+            .filter(|worker| !self.loads.iter().any(|load| load.worker == *worker))
+            .collect();
         let mut running = FuturesUnordered::new();
         let snapshot = self.session.snapshot();
         let mut first_error = None;
 
         loop {
+            if first_error.is_none() {
+                while !idle.is_empty() && !self.waiting.is_empty() {
+                    let worker = idle.pop().expect("an idle worker");
+                    let load = self.waiting.pop_front().expect("a waiting block");
+                    self.start_load(worker, load).await?;
+                }
+            }
             while first_error.is_none() && !idle.is_empty() {
-                let Some(at) = next_startable(pending.iter().map(|p| &p.build), &locks) else {
+                let free: Vec<usize> = (0..pending.len())
+                    .filter(|&at| self.may_build(&pending[at].build))
+                    .collect();
+                let builds = free.iter().map(|&at| &pending[at].build);
+                let Some(at) = next_startable(builds, &locks) else {
                     break;
                 };
-                let build = pending.remove(at);
+                let build = pending.remove(free[at]);
                 let worker = idle.pop().expect("an idle worker");
                 locks.take(&build.build);
                 let pending_builds = pending.iter().map(|p| &p.build);
-                let alone = runs_alone(pending_builds, &locks, running.len(), idle.len());
+                let alone = self.loads.is_empty()
+                    && runs_alone(pending_builds, &locks, running.len(), idle.len());
                 let (done, answer) = oneshot::channel();
                 let task = Task::Run {
                     sql: build.sql.clone(),
@@ -1154,20 +1217,42 @@ impl Loader {
                 self.send(worker, task).await?;
                 running.push(async move { (worker, build, answer.await) });
             }
-            let Some((worker, build, answer)) = running.next().await else {
+            let loading = !self.loads.is_empty();
+            if running.is_empty() && (pending.is_empty() || !loading || first_error.is_some()) {
                 break;
+            }
+            let ended = tokio::select! {
+                Some(build) = running.next(), if !running.is_empty() => Ended::Build(build),
+                (at, answer) = std::future::poll_fn(|cx| poll_ended(&mut self.loads, cx)),
+                    if loading => Ended::Load(at, answer.is_ok()),
             };
-            idle.push(worker);
-            locks.release(&build.build);
-            match answer {
-                Ok(Ok(())) => self.progress.count_statement(),
-                Ok(Err(failure)) => {
-                    if let Err(err) = self.statement_failed(build.line, build.object, failure) {
-                        first_error.get_or_insert(err);
+            match ended {
+                Ended::Build((worker, build, answer)) => {
+                    idle.push(worker);
+                    locks.release(&build.build);
+                    match answer {
+                        Ok(Ok(())) => self.progress.count_statement(),
+                        Ok(Err(failure)) => {
+                            let failed = self.statement_failed(build.line, build.object, failure);
+                            if let Err(err) = failed {
+                                first_error.get_or_insert(err);
+                            }
+                        }
+                        Err(_) => {
+                            first_error.get_or_insert(self.worker_gone());
+                        }
                     }
                 }
-                Err(_) => {
-                    first_error.get_or_insert(self.worker_gone());
+                Ended::Load(at, answered) => {
+                    let load = self.loads.swap_remove(at);
+                    idle.push(load.worker);
+                    let checked = match answered {
+                        true => self.load_ended(&load.block),
+                        false => Err(self.worker_gone()),
+                    };
+                    if let Err(err) = checked {
+                        first_error.get_or_insert(err);
+                    }
                 }
             }
         }
@@ -1176,11 +1261,126 @@ impl Loader {
             None => Ok(()),
         }
     }
+
+    /// True when every block still loading or unchecked came through a spool.
+    fn only_spooled(&self) -> bool {
+        self.unchecked.iter().all(|(block, _)| block.spooled)
+    }
+
+    /// Whether `build` may start beside the blocks still loading or waiting: none of them is
+    /// of its tables. A block whose table is not known holds every build back.
+    fn may_build(&self, build: &Build) -> bool {
+        let loading = self.loads.iter().map(|load| &load.table);
+        let waiting = self.waiting.iter().map(|load| &load.table);
+        let tables = build.tables();
+        loading.chain(waiting).all(|table| match table {
+            Some(table) => !tables.contains(&table.as_str()),
+            None => false,
+        })
+    }
+
+    /// Puts rows of the block being read in its spool, first waiting for the workers while the
+    /// spools hold all they may. Once a block has failed the restore stops: the block being
+    /// read ends where it is and the failure is reported.
+    async fn spool_rows(&mut self, spool: &Arc<Spool>, rows: Bytes) -> Result<()> {
+        loop {
+            if self.copy_failed.load(Ordering::Acquire) {
+                spool.finish();
+                self.spool = None;
+                let block = self.copy.take().expect("a block being read");
+                self.end_open_copy().await?;
+                return self.check_failure(&block);
+            }
+            self.start_loads().await?;
+            if !self.budget.is_full() {
+                break;
+            }
+            let wait = std::time::Duration::from_millis(50);
+            let _ = tokio::time::timeout(wait, self.budget.freed()).await;
+        }
+        spool.push(rows).map_err(|err| {
+            let block = self.copy.as_ref().expect("a block being read");
+            RestoreError::failed(format!("cannot set rows aside in a temporary file: {err}"))
+                .context(self.place(block.line, Some(&block.object)))
+        })
+    }
+
+    /// Notes the blocks that are in, then hands waiting blocks to the workers without one.
+    /// Outside [`Loader::run_pending_builds`] no build runs, so a worker without a block is free.
+    async fn start_loads(&mut self) -> Result<()> {
+        let mut at = 0;
+        while at < self.loads.len() {
+            match self.loads[at].done.try_recv() {
+                Err(oneshot::error::TryRecvError::Empty) => at += 1,
+                Ok(()) => {
+                    let load = self.loads.swap_remove(at);
+                    self.load_ended(&load.block)?;
+                }
+                Err(oneshot::error::TryRecvError::Closed) => return Err(self.worker_gone()),
+            }
+        }
+        while !self.waiting.is_empty() {
+            let busy = |worker: &usize| self.loads.iter().any(|load| load.worker == *worker);
+            let Some(worker) = (0..self.workers.len()).find(|worker| !busy(worker)) else {
+                break;
+            };
+            let load = self.waiting.pop_front().expect("a waiting block");
+            self.start_load(worker, load).await?;
+        }
+        Ok(())
+    }
+
+    async fn start_load(&mut self, worker: usize, load: WaitingLoad) -> Result<()> {
+        let (done, answer) = oneshot::channel();
+        let task = Task::Load {
+            block: load.block.clone(),
+            spool: load.spool,
+            session: load.session,
+            done,
+        };
+        self.send(worker, task).await?;
+        self.loads.push(ActiveLoad {
+            worker,
+            block: load.block,
+            table: load.table,
+            done: answer,
+        });
+        Ok(())
+    }
+
+    /// Checks a block that is in, once its end has been read.
+    fn load_ended(&mut self, block: &Arc<CopyBlock>) -> Result<()> {
+        let Some(at) = self
+            .unchecked
+            .iter()
+            .position(|(b, _)| Arc::ptr_eq(b, block))
+        else {
+            return Ok(());
+        };
+        let (block, expected) = self.unchecked.remove(at);
+        self.check_block(&block, expected)
+    }
+
+    /// Waits for every block loading from a spool or waiting for a worker.
+    async fn finish_loads(&mut self) -> Result<()> {
+        loop {
+            self.start_loads().await?;
+            if self.loads.is_empty() {
+                return Ok(());
+            }
+            let (at, answer) = std::future::poll_fn(|cx| poll_ended(&mut self.loads, cx)).await;
+            let load = self.loads.swap_remove(at);
+            if answer.is_err() {
+                return Err(self.worker_gone());
+            }
+            self.load_ended(&load.block)?;
+        }
+    }
 }
 
 /// A plain COPY statement `sql` (and its binary form) with `FREEZE` added; `None` for any other
 /// form, which is loaded only as written.
-fn frozen_form(sql: &str, binary: Option<&BinaryCopy>) -> Option<Freeze> {
+fn frozen_form(sql: &str, binary: Option<&BinaryCopy>, beside_others: bool) -> Option<Freeze> {
     let copy = plain_copy(sql.as_bytes())?;
     // As for the binary form: options go after `FROM stdin`, on a line of their own.
     let statement = sql.trim_end().strip_suffix(';').unwrap_or(sql).trim_end();
@@ -1188,7 +1388,28 @@ fn frozen_form(sql: &str, binary: Option<&BinaryCopy>) -> Option<Freeze> {
         table: copy.table,
         text_sql: format!("{statement}\n(FREEZE)"),
         binary_sql: binary.map(|form| form.frozen_sql.clone()),
+        beside_others,
     })
+}
+
+/// What the scheduler of builds waited for.
+enum Ended<B> {
+    Build(B),
+    /// The load at this position in the loader's list, and whether its worker answered.
+    Load(usize, bool),
+}
+
+/// The first of `loads` whose worker has answered.
+fn poll_ended(
+    loads: &mut [ActiveLoad],
+    cx: &mut std::task::Context<'_>,
+) -> Poll<(usize, std::result::Result<(), oneshot::error::RecvError>)> {
+    for (at, load) in loads.iter_mut().enumerate() {
+        if let Poll::Ready(answer) = Pin::new(&mut load.done).poll(cx) {
+            return Poll::Ready((at, answer));
+        }
+    }
+    Poll::Pending
 }
 
 /// The database a `\connect` names: `\connect db`, `\connect "My DB"` or pg_dump's

@@ -30,6 +30,7 @@ use tokio_postgres::{Client, CopyInSink, SimpleQueryMessage};
 
 use super::binary::{self, BinaryCopy};
 use super::session::SessionSnapshot;
+use super::spool::Spool;
 use crate::server::{describe_db_error, execute_one, quote_literal};
 
 /// One `COPY … FROM stdin` block of the dump, loaded by one or more workers.
@@ -54,6 +55,8 @@ pub(crate) struct CopyBlock {
     /// How the block goes in frozen, when one worker loads all of it and nothing else loads
     /// meanwhile.
     pub(crate) freeze: Option<Freeze>,
+    /// The block is loaded whole by one worker from its spool, in one transaction.
+    pub(crate) spooled: bool,
 }
 
 /// A COPY block's statements with the `FREEZE` option, and the table they load.
@@ -65,13 +68,38 @@ pub(crate) struct Freeze {
     pub(crate) text_sql: String,
     /// The binary statement with `FREEZE` added, when the block has a binary form.
     pub(crate) binary_sql: Option<String>,
+    /// Other blocks load at the same time, on other workers.
+    pub(crate) beside_others: bool,
 }
 
 /// Whether the table named `table` (quoted) may be emptied for a frozen load, asked inside the
 /// transaction that holds its lock: a plain table, not a partition, holding no rows, without
 /// row security, which no foreign key references (TRUNCATE would refuse) and no truncate
 /// trigger watches (it would fire), and which the session may truncate.
-fn freeze_check_sql(table: &str) -> String {
+///
+/// `beside_others`: other blocks load meanwhile. Then the table's rows must not be able to read
+/// another table as they go in (a default or check calling a function of the dump's own, or a
+/// domain, which may), since two frozen loads reading each other's tables would deadlock on
+/// the locks they hold.
+fn freeze_check_sql(table: &str, beside_others: bool) -> String {
+    let reads_nothing = match beside_others {
+        false => "",
+        true => {
+            " AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d \
+               JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid \
+               WHERE d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass \
+               AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace \
+               AND ((d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass \
+                     AND d.objid IN (SELECT oid FROM pg_catalog.pg_attrdef \
+                                     WHERE adrelid = c.oid)) \
+                 OR (d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass \
+                     AND d.objid IN (SELECT oid FROM pg_catalog.pg_constraint \
+                                     WHERE conrelid = c.oid)))) \
+             AND NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a \
+               JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+               WHERE a.attrelid = c.oid AND a.attnum > 0 AND t.typtype = 'd')"
+        }
+    };
     format!(
         "SELECT c.relkind = 'r' AND NOT c.relispartition AND NOT c.relrowsecurity \
          AND pg_catalog.has_table_privilege(c.oid, 'TRUNCATE') \
@@ -80,6 +108,7 @@ fn freeze_check_sql(table: &str) -> String {
          AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger \
                          WHERE tgrelid = c.oid AND (tgtype::int & 32) <> 0) \
          AND NOT EXISTS (SELECT FROM ONLY {table}) \
+         {reads_nothing} \
          FROM pg_catalog.pg_class c WHERE c.oid = {}::pg_catalog.regclass",
         quote_literal(table)
     )
@@ -115,6 +144,14 @@ pub(crate) enum Task {
         session: Arc<SessionSnapshot>,
         server_parallel: bool,
         done: oneshot::Sender<Result<(), DbFailure>>,
+    },
+    /// All of `block`, its rows taken from `spool` as they arrive, in one COPY; answers once
+    /// the COPY is closed.
+    Load {
+        block: Arc<CopyBlock>,
+        spool: Arc<Spool>,
+        session: Arc<SessionSnapshot>,
+        done: oneshot::Sender<()>,
     },
     /// Close the open COPY, then answer.
     Flush { done: oneshot::Sender<()> },
@@ -152,6 +189,7 @@ pub(crate) fn spawn(
         serial_builds: false,
         open: None,
         frozen: None,
+        unfrozen: None,
         binary_checked: None,
         copy_failed,
     };
@@ -169,6 +207,8 @@ struct Worker {
     open: Option<OpenCopy>,
     /// The block whose frozen load holds a transaction open on this connection.
     frozen: Option<Arc<CopyBlock>>,
+    /// The last block that could not go in frozen.
+    unfrozen: Option<Arc<CopyBlock>>,
     /// The last block asked about, and whether this connection may load it in binary.
     binary_checked: Option<(Arc<CopyBlock>, bool)>,
     copy_failed: Arc<AtomicBool>,
@@ -204,6 +244,54 @@ impl Worker {
                         Err(err) => Err(err),
                     };
                     let _ = done.send(outcome.map_err(|err| DbFailure::from_pg(&err)));
+                }
+                Task::Load {
+                    block,
+                    spool,
+                    session,
+                    done,
+                } => {
+                    // One transaction for the block: a build that would lock its table waits
+                    // for all of its rows, however many COPYs take them.
+                    let begun = async {
+                        self.catch_up(&session).await?;
+                        if !self.begin_frozen(&block).await? {
+                            self.client.batch_execute("BEGIN").await?;
+                        }
+                        Ok::<_, tokio_postgres::Error>(())
+                    };
+                    if let Err(err) = begun.await {
+                        self.fail(&block, DbFailure::from_pg(&err));
+                    }
+                    while let Some(rows) = spool.next().await {
+                        match rows {
+                            Ok(rows) => self.load(block.clone(), rows, &session).await,
+                            Err(err) => {
+                                let message = format!("cannot read the rows set aside: {err}");
+                                let failure = DbFailure {
+                                    message,
+                                    sqlstate: None,
+                                };
+                                self.fail(&block, failure);
+                                break;
+                            }
+                        }
+                    }
+                    if block.loaded.load(Ordering::Relaxed) == 0 && self.open.is_none() {
+                        // A block without rows still goes to the server, which checks its
+                        // statement, as it does for psql.
+                        self.load(block.clone(), Bytes::new(), &session).await;
+                    }
+                    // A frozen load commits as it closes; after a failure the transaction is
+                    // aborted and COMMIT rolls it back.
+                    let frozen = self.frozen.is_some();
+                    self.close_copy().await;
+                    if !frozen {
+                        if let Err(err) = self.client.batch_execute("COMMIT").await {
+                            self.fail(&block, DbFailure::from_pg(&err));
+                        }
+                    }
+                    let _ = done.send(());
                 }
                 Task::Flush { done } => {
                     self.close_copy().await;
@@ -413,6 +501,10 @@ impl Worker {
         if let Some(frozen) = &self.frozen {
             return Ok(Arc::ptr_eq(frozen, block));
         }
+        let declined = self.unfrozen.as_ref();
+        if declined.is_some_and(|declined| Arc::ptr_eq(declined, block)) {
+            return Ok(false);
+        }
         let Some(freeze) = &block.freeze else {
             return Ok(false);
         };
@@ -425,7 +517,7 @@ impl Worker {
             // The simple protocol leaves no portal open, which FREEZE would refuse.
             let answer = self
                 .client
-                .simple_query(&freeze_check_sql(&freeze.table))
+                .simple_query(&freeze_check_sql(&freeze.table, freeze.beside_others))
                 .await?;
             let empty = answer.iter().any(|message| match message {
                 SimpleQueryMessage::Row(row) => row.get(0) == Some("t"),
@@ -445,6 +537,7 @@ impl Worker {
             }
             Ok(false) | Err(_) => {
                 tracing::debug!(worker = self.id, line = block.line, "COPY block not frozen");
+                self.unfrozen = Some(block.clone());
                 self.client.batch_execute("ROLLBACK").await?;
                 Ok(false)
             }

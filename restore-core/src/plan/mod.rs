@@ -356,6 +356,16 @@ pub(crate) fn copy_target(sql: &[u8]) -> Option<String> {
     Some(first)
 }
 
+/// The name of the table a `COPY … FROM stdin` loads, without its schema, as the builds name
+/// their tables ([`Build::tables`]).
+pub(crate) fn copy_table_name(sql: &[u8]) -> Option<String> {
+    let words = leading_words(sql, 4);
+    if !words.first()?.is("copy") {
+        return None;
+    }
+    qualified_name(&words, 1).map(|(name, _)| name)
+}
+
 /// A `COPY … FROM stdin` in the plain form pg_dump writes, without options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PlainCopy {

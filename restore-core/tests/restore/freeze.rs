@@ -84,11 +84,14 @@ fn a_table_one_worker_loads_goes_in_frozen() {
 }
 
 #[test]
-fn a_block_split_over_workers_is_not_frozen() {
-    let (target, status) = restore(&keyed_table("t"), RestoreOptions::default());
+fn blocks_loaded_beside_each_other_go_in_frozen() {
+    // With two workers each block goes whole to one of them, in one transaction.
+    let sql = format!("{}{}", keyed_table("t"), keyed_table("u"));
+    let (target, status) = restore(&sql, RestoreOptions::default());
     assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
-    assert_eq!(query(&target, "SELECT count(*) FROM t"), "3000");
-    assert!(!all_visible(&target, "t"));
+    let counts = "SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM u)";
+    assert_eq!(query(&target, counts), "3000|3000");
+    assert!(all_visible(&target, "t") && all_visible(&target, "u"));
     support::drop_database(&target);
 }
 
@@ -200,7 +203,7 @@ fn a_block_loaded_as_written_does_not_hold_its_table_from_the_next_block() {
 }
 
 #[test]
-fn blocks_loaded_side_by_side_under_continue_do_not_deadlock() {
+fn blocks_whose_rows_read_each_other_load_side_by_side_without_deadlock() {
     // Each table's default reads the other table. Two workers load the blocks at once; had
     // each held its table's exclusive lock for a frozen load, the rows of each would wait for
     // the other's lock, and the server would end the deadlock by failing one of the blocks.
@@ -218,14 +221,16 @@ fn blocks_loaded_side_by_side_under_continue_do_not_deadlock() {
         rows(1, 3000),
         rows(1, 3000)
     );
-    let options = RestoreOptions {
-        on_error: OnError::Continue,
-        ..Default::default()
-    };
-    let (target, status) = restore(&sql, options);
-    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
-    assert!(status.errors.is_empty(), "{:?}", status.errors);
-    let counts = "SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM b)";
-    assert_eq!(query(&target, counts), "3000|3000");
-    support::drop_database(&target);
+    for on_error in [OnError::Continue, OnError::Stop] {
+        let options = RestoreOptions {
+            on_error,
+            ..Default::default()
+        };
+        let (target, status) = restore(&sql, options);
+        assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+        assert!(status.errors.is_empty(), "{:?}", status.errors);
+        let counts = "SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM b)";
+        assert_eq!(query(&target, counts), "3000|3000");
+        support::drop_database(&target);
+    }
 }

@@ -14,4 +14,5 @@ mod builds;
 mod dumps;
 mod formats;
 mod freeze;
+mod loads;
 mod pagila;
