@@ -37,8 +37,8 @@ use crate::dump::{Item, MetaCommand, Statement, TocEntry};
 use crate::error::{RestoreError, Result};
 use crate::job::{OnError, Operation, Progress, StatementError};
 use crate::plan::{
-    answers_without_rows, classify, copy_table_name, copy_target, plain_copy, transaction_boundary,
-    Action, Build, PlanOptions, Transaction,
+    answers_without_rows, classify, copy_table_name, copy_target, literal_setval, plain_copy,
+    transaction_boundary, Action, Build, PlanOptions, Transaction,
 };
 use crate::server::{
     describe_db_error, execute_one, is_superuser, quote_ident, quote_literal, Server,
@@ -419,7 +419,7 @@ impl Loader {
                 self.ensure_connected().await?;
                 // pg_dump's `setval` calls between the data and the builds read no table: the
                 // loads and builds go on beside them.
-                let setval = stmt.sql.starts_with(b"SELECT pg_catalog.setval(");
+                let setval = literal_setval(&stmt.sql);
                 if !(setval && self.only_spooled()) {
                     self.settle_workers().await?;
                 }

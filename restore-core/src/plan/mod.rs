@@ -338,6 +338,37 @@ pub(crate) fn answers_without_rows(sql: &[u8]) -> bool {
             .any(|window| window.eq_ignore_ascii_case(b"returning"))
 }
 
+/// True for a `setval` call in the form pg_dump writes, `SELECT pg_catalog.setval('seq', 42,
+/// true);`: literals only, so it reads no table and need not wait for the blocks loading. A
+/// call whose value is an expression (`(SELECT max(id) FROM t)`) may read a table still loading.
+pub(crate) fn literal_setval(sql: &[u8]) -> bool {
+    const MAX_WORDS: usize = 48;
+    let words = leading_words(sql, MAX_WORDS);
+    if words.len() >= MAX_WORDS {
+        return false;
+    }
+    let kw = |i: usize, k: &str| words.get(i).is_some_and(|w| w.is(k));
+    let symbol = |i: usize, c: char| words.get(i) == Some(&Word::Symbol(c));
+
+    let call = kw(0, "select") && kw(1, "pg_catalog") && symbol(2, '.') && kw(3, "setval");
+    let sequence = symbol(4, '(') && matches!(words.get(5), Some(Word::Literal(_)));
+    if !(call && sequence && symbol(6, ',')) {
+        return false;
+    }
+    // The value: digits, maybe signed, each one symbol.
+    let number = |word: &Word| matches!(word, Word::Symbol(c) if c.is_ascii_digit() || *c == '-');
+    let digits = words[7..].iter().take_while(|word| number(word)).count();
+    let mut at = 7 + digits;
+    if digits > 0 && symbol(at, ',') && (kw(at + 1, "true") || kw(at + 1, "false")) {
+        at += 2;
+    }
+    let end = matches!(
+        &words[at..],
+        [Word::Symbol(')')] | [Word::Symbol(')'), Word::Symbol(';')]
+    );
+    digits > 0 && end
+}
+
 /// The table a `COPY … FROM stdin` loads, quoted for SQL (`"public"."t"`), as the session's
 /// search path resolves it.
 pub(crate) fn copy_target(sql: &[u8]) -> Option<String> {

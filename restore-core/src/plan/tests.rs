@@ -358,3 +358,23 @@ fn prepared_transactions_are_refused() {
     }
     assert_eq!(plain("PREPARE q AS SELECT 1;"), Action::Barrier);
 }
+
+#[test]
+fn only_setval_calls_of_literals_read_no_table() {
+    let literal = |sql: &str| literal_setval(sql.as_bytes());
+    assert!(literal(
+        "SELECT pg_catalog.setval('public.t_id_seq', 200, true);"
+    ));
+    assert!(literal(
+        "SELECT pg_catalog.setval('public.\"T\"', -5, false);"
+    ));
+    assert!(literal("SELECT pg_catalog.setval('s', 1)"));
+    assert!(!literal(
+        "SELECT pg_catalog.setval('s', (SELECT max(id) FROM t));"
+    ));
+    assert!(!literal(
+        "SELECT pg_catalog.setval('s', 1, true), count(*) FROM t;"
+    ));
+    assert!(!literal("SELECT pg_catalog.setval('s', 1 + f());"));
+    assert!(!literal("SELECT setval('s', 1);"));
+}

@@ -101,3 +101,25 @@ fn a_failed_block_is_reported_while_later_blocks_are_read() {
     assert!(!support::database_exists(&target));
     assert!(staging_left(&status).is_empty());
 }
+
+#[test]
+fn a_setval_reading_a_table_waits_for_its_rows() {
+    // The table holds a row before its block, so the block is not frozen and a query reading
+    // the table does not wait on its lock: run beside the load, the setval finds only that row.
+    let sql = format!(
+        "CREATE TABLE public.counted (id integer, note text);\n\
+         CREATE SEQUENCE public.counted_id_seq;\n\
+         INSERT INTO public.counted VALUES (0, 'before');\n\
+         COPY public.counted (id, note) FROM stdin;\n{}\
+         SELECT pg_catalog.setval('public.counted_id_seq', \
+         (SELECT max(id) FROM public.counted));\n",
+        rows(1, 200_000, "c"),
+    );
+    let (target, status) = restore(&sql);
+    assert_eq!(status.status, RestoreState::Completed, "{:?}", status.error);
+    assert_eq!(
+        query(&target, "SELECT last_value FROM counted_id_seq"),
+        "200000"
+    );
+    support::drop_database(&target);
+}
