@@ -260,6 +260,13 @@ impl Loader {
             if let Err(earlier) = self.drain().await {
                 result = Err(earlier);
             }
+            // The blocks still loading come before it too, but one may fail after a later
+            // block or build: the failure earliest in the file is the one reported.
+            if let (Some(earlier), Err(stop)) = (self.failed_load().await, &result) {
+                if line_of(&earlier) < line_of(stop) {
+                    result = Err(earlier);
+                }
+            }
         }
         self.outcome.staging_created = self.control.is_some() || self.outcome.staging_created;
         (std::mem::take(&mut self.outcome), result)
@@ -1361,6 +1368,33 @@ impl Loader {
         self.check_block(&block, expected)
     }
 
+    /// Once the restore has stopped, waits for the blocks already loading and returns the
+    /// failure of the one earliest in the file, if any failed. The block being read ends where
+    /// it is, and the blocks waiting for a worker are not loaded.
+    async fn failed_load(&mut self) -> Option<RestoreError> {
+        if let Some(spool) = self.spool.take() {
+            spool.finish();
+        }
+        self.waiting.clear();
+        let mut earliest: Option<RestoreError> = None;
+        while !self.loads.is_empty() {
+            let (at, answer) = std::future::poll_fn(|cx| poll_ended(&mut self.loads, cx)).await;
+            let load = self.loads.swap_remove(at);
+            let checked = match answer {
+                Ok(()) => self
+                    .load_ended(&load.block)
+                    .and_then(|()| self.check_failure(&load.block)),
+                Err(_) => Err(self.worker_gone()),
+            };
+            earliest = match (earliest, checked) {
+                (Some(first), Err(err)) if line_of(&err) >= line_of(&first) => Some(first),
+                (_, Err(err)) => Some(err),
+                (earliest, Ok(())) => earliest,
+            };
+        }
+        earliest
+    }
+
     /// Waits for every block loading from a spool or waiting for a worker.
     async fn finish_loads(&mut self) -> Result<()> {
         loop {
@@ -1390,6 +1424,13 @@ fn frozen_form(sql: &str, binary: Option<&BinaryCopy>, beside_others: bool) -> O
         binary_sql: binary.map(|form| form.frozen_sql.clone()),
         beside_others,
     })
+}
+
+/// The line of the dump an error is about; one about no line (the dump could not be read) counts
+/// as after every line.
+fn line_of(error: &RestoreError) -> u64 {
+    let line = error.details().get("line");
+    line.and_then(|line| line.as_u64()).unwrap_or(u64::MAX)
 }
 
 /// What the scheduler of builds waited for.

@@ -123,3 +123,45 @@ fn a_setval_reading_a_table_waits_for_its_rows() {
     );
     support::drop_database(&target);
 }
+
+#[test]
+fn a_failed_block_is_reported_before_a_later_failed_build() {
+    // The unique index on `twice` fails at once, while the block before it, failing on its
+    // last row, still loads: the block's failure comes first in the file.
+    let mut big = rows(1, 200_000, "big");
+    big.truncate(big.len() - "\\.\n".len());
+    let sql = format!(
+        "CREATE TABLE public.big (id integer, note text);\n\
+         CREATE TABLE public.twice (id integer);\n\
+         COPY public.big (id, note) FROM stdin;\n{big}not a number\tlast\n\\.\n\
+         COPY public.twice (id) FROM stdin;\n1\n1\n\\.\n\
+         {}CREATE UNIQUE INDEX twice_id ON public.twice USING btree (id);\n",
+        header("twice_id", "INDEX"),
+    );
+    let (target, status) = restore(&sql);
+    assert_eq!(status.status, RestoreState::Failed);
+    let error = status.error.clone().expect("an error");
+    assert_eq!(error.details()["line"], 3, "{}", error.message());
+    assert!(error.message().contains("integer"), "{}", error.message());
+    assert!(!support::database_exists(&target));
+    assert!(staging_left(&status).is_empty());
+}
+
+#[test]
+fn the_earliest_failed_block_is_reported_when_a_later_one_fails_first() {
+    // The second block fails on its first row while the first, failing on its last, loads.
+    let mut big = rows(1, 200_000, "big");
+    big.truncate(big.len() - "\\.\n".len());
+    let sql = format!(
+        "CREATE TABLE public.big (id integer, note text);\n\
+         CREATE TABLE public.small (id integer, note text);\n\
+         COPY public.big (id, note) FROM stdin;\n{big}not a number\tlast\n\\.\n\
+         COPY public.small (id, note) FROM stdin;\nnot a number\tfirst\n\\.\n",
+    );
+    let (target, status) = restore(&sql);
+    assert_eq!(status.status, RestoreState::Failed);
+    let error = status.error.clone().expect("an error");
+    assert_eq!(error.details()["line"], 3, "{}", error.message());
+    assert!(!support::database_exists(&target));
+    assert!(staging_left(&status).is_empty());
+}
