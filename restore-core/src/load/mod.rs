@@ -1219,6 +1219,7 @@ impl Loader {
                     sql: build.sql.clone(),
                     session: snapshot.clone(),
                     server_parallel: alone,
+                    btree: build.build.is_btree(),
                     done,
                 };
                 self.send(worker, task).await?;

@@ -103,6 +103,7 @@ mod tests {
         Build::Index {
             table: table.into(),
             shared: true,
+            btree: true,
         }
     }
 
@@ -110,6 +111,7 @@ mod tests {
         Build::Index {
             table: table.into(),
             shared: false,
+            btree: true,
         }
     }
 

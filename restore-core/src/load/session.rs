@@ -27,6 +27,8 @@ pub(crate) struct SessionSnapshot {
     pub(crate) generation: u64,
     pub(crate) statements: Vec<String>,
     pub(crate) encoding: Option<ClientEncoding>,
+    /// The dump itself sets `maintenance_work_mem`: the engine then leaves it as set.
+    pub(crate) sets_sort_memory: bool,
 }
 
 /// A client encoding other than UTF-8: the server's name for it and the decoder for
@@ -113,6 +115,10 @@ impl Session {
             generation: self.generation,
             statements: self.statements.iter().map(|(_, sql)| sql.clone()).collect(),
             encoding: self.encoding.clone(),
+            sets_sort_memory: self
+                .statements
+                .iter()
+                .any(|(name, _)| name.eq_ignore_ascii_case("maintenance_work_mem")),
         })
     }
 

@@ -51,8 +51,14 @@ pub(crate) enum Action {
 pub(crate) enum Build {
     /// An index, primary key, unique, check or exclusion constraint on one table. `shared`
     /// when it is a `CREATE INDEX`, whose SHARE lock lets other `CREATE INDEX` on the table run
-    /// beside it; a constraint added by `ALTER TABLE` locks the table for itself.
-    Index { table: String, shared: bool },
+    /// beside it; a constraint added by `ALTER TABLE` locks the table for itself. `btree` when
+    /// it sorts the table's rows into a B-tree: an index of that method, a primary key or a
+    /// unique constraint.
+    Index {
+        table: String,
+        shared: bool,
+        btree: bool,
+    },
     /// A foreign key: the table it is on and the table it references.
     ForeignKey { table: String, references: String },
 }
@@ -69,6 +75,11 @@ impl Build {
     /// True when the build leaves its tables open to other shared builds.
     pub(crate) fn is_shared(&self) -> bool {
         matches!(self, Build::Index { shared: true, .. })
+    }
+
+    /// True when the build sorts rows into a B-tree.
+    pub(crate) fn is_btree(&self) -> bool {
+        matches!(self, Build::Index { btree: true, .. })
     }
 }
 
@@ -248,10 +259,14 @@ fn classify_build(words: &[Word], toc: Option<&TocEntry>) -> Option<Build> {
         if kw(at, "only") {
             at += 1;
         }
-        let (table, _) = qualified_name(words, at)?;
+        let (table, next) = qualified_name(words, at)?;
+        // pg_dump names the method; without one the index is a B-tree.
+        let btree = (kw(next, "using") && kw(next + 1, "btree"))
+            || words.get(next) == Some(&Word::Symbol('('));
         return Some(Build::Index {
             table,
             shared: true,
+            btree,
         });
     }
     let constraint = matches!(kind, "CONSTRAINT" | "CHECK CONSTRAINT" | "FK CONSTRAINT");
@@ -286,6 +301,7 @@ fn classify_build(words: &[Word], toc: Option<&TocEntry>) -> Option<Build> {
             return Some(Build::Index {
                 table,
                 shared: false,
+                btree: kw(what, "primary") || kw(what, "unique"),
             });
         }
     }

@@ -185,6 +185,7 @@ fn index_builds_under_index_headers_are_concurrent() {
         Action::Concurrent(Build::Index {
             table: "Orders".into(),
             shared: true,
+            btree: true,
         })
     );
     let pk = "ALTER TABLE ONLY public.orders\n    ADD CONSTRAINT orders_pkey PRIMARY KEY (id);";
@@ -193,8 +194,39 @@ fn index_builds_under_index_headers_are_concurrent() {
         Action::Concurrent(Build::Index {
             table: "orders".into(),
             shared: false,
+            btree: true,
         })
     );
+}
+
+#[test]
+fn only_b_tree_builds_are_taken_for_sorts() {
+    let btree = |kind: &str, sql: &str| match classify(&under(kind, sql), PlanOptions::default()) {
+        Action::Concurrent(build) => build.is_btree(),
+        other => panic!("not a build: {other:?}"),
+    };
+    assert!(btree(
+        "INDEX",
+        "CREATE INDEX i ON public.t USING btree (a, b);"
+    ));
+    assert!(btree("INDEX", "CREATE INDEX i ON t (lower(a));"));
+    assert!(!btree(
+        "INDEX",
+        "CREATE INDEX i ON public.t USING gin (doc);"
+    ));
+    assert!(!btree(
+        "INDEX",
+        "CREATE INDEX i ON public.t USING hash (a);"
+    ));
+    let unique = "ALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_a_key UNIQUE (a);";
+    assert!(btree("CONSTRAINT", unique));
+    let check = "ALTER TABLE public.t\n    ADD CONSTRAINT t_a_check CHECK ((a > 0));";
+    assert!(!btree("CHECK CONSTRAINT", check));
+    let exclude =
+        "ALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_x EXCLUDE USING gist (r WITH &&);";
+    assert!(!btree("CONSTRAINT", exclude));
+    let fk = "ALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_fk FOREIGN KEY (a) REFERENCES public.u(a);";
+    assert!(!btree("FK CONSTRAINT", fk));
 }
 
 #[test]

@@ -117,3 +117,63 @@ fn a_single_worker_leaves_every_build_to_the_server() {
     let target = restore(&checks_dump(&[], &["a", "b", "c"]), 1);
     support::drop_database(&target);
 }
+
+/// A dump of one-row tables whose indexes assert, each for its own table, the
+/// `maintenance_work_mem` they are built with. `runs` are lists of (table, method, expected),
+/// each list ended by a statement the loader does not schedule.
+fn sort_memory_dump(preamble: &str, runs: &[&[(&str, &str, &str)]]) -> String {
+    let mut sql = format!(
+        "{preamble}CREATE FUNCTION public.sorts_in(v integer, expected text) RETURNS integer\n\
+         LANGUAGE plpgsql IMMUTABLE AS $$\nBEGIN\n\
+         \x20   IF current_setting('maintenance_work_mem') <> expected THEN\n\
+         \x20       RAISE EXCEPTION 'built with maintenance_work_mem = %, not %',\n\
+         \x20           current_setting('maintenance_work_mem'), expected;\n\
+         \x20   END IF;\n    RETURN v;\nEND\n$$;\n",
+    );
+    for (table, _, _) in runs.iter().copied().flatten() {
+        sql += &format!("CREATE TABLE public.{table} (v integer);\n");
+        sql += &format!("COPY public.{table} (v) FROM stdin;\n1\n\\.\n");
+    }
+    for run in runs {
+        for (table, method, expected) in run.iter() {
+            sql += &header(&format!("{table}_sorted"), "INDEX");
+            sql += &format!(
+                "CREATE INDEX {table}_sorted ON public.{table} USING {method} \
+                 (public.sorts_in(v, '{expected}'));\n"
+            );
+        }
+        sql += "COMMENT ON FUNCTION public.sorts_in(integer, text) IS 'run ends';\n";
+    }
+    sql
+}
+
+#[test]
+fn b_tree_builds_beside_others_sort_in_less_memory() {
+    // Side by side, B-trees sort in 16 MB; alone, a B-tree keeps the connection's 256 MB (and
+    // with it the server's parallel workers); hash indexes keep it beside each other, also on
+    // a worker that sorted in 16 MB before.
+    let dump = sort_memory_dump(
+        "",
+        &[
+            &[("a", "btree", "16MB"), ("b", "btree", "16MB")],
+            &[("c", "btree", "256MB")],
+            &[("d", "hash", "256MB"), ("e", "hash", "256MB")],
+            &[("f", "btree", "16MB"), ("g", "btree", "16MB")],
+        ],
+    );
+    let target = restore(&dump, 2);
+    let indexes = "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+                   WHERE c.relname LIKE '%\\_sorted'";
+    assert_eq!(query(&target, indexes), "7");
+    support::drop_database(&target);
+}
+
+#[test]
+fn the_dumps_own_sort_memory_is_kept() {
+    let dump = sort_memory_dump(
+        "SET maintenance_work_mem = '100MB';\n",
+        &[&[("a", "btree", "100MB"), ("b", "btree", "100MB")]],
+    );
+    let target = restore(&dump, 2);
+    support::drop_database(&target);
+}
