@@ -35,7 +35,7 @@ use crate::server::{describe_db_error, execute_one, quote_literal};
 
 /// `maintenance_work_mem` of a B-tree build that runs beside other work, without the server's
 /// parallel workers. A smaller sort is faster there: on 2 cores, building indexes of 1.2–2 M
-/// rows (integer, enum, uuid and text keys) took 20–40% less time with 16 MB than with 256 MB
+/// rows (integer, enum, uuid and text keys) took 15–30% less time with 16 MB than with 256 MB
 /// (the server then sorts small runs and merges them, which beat one large sort in memory), and
 /// a restore of the benchmark's dump with 2 workers 0.2–0.6 s less. A build alone keeps the connection's 256 MB, which lets the server
 /// sort with parallel workers (at 16 MB it would not), and other methods (GIN above all) keep
