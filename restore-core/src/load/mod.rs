@@ -20,7 +20,7 @@ mod session;
 mod spool;
 mod worker;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -103,6 +103,11 @@ pub(crate) struct Loader {
     /// A COPY block inside that transaction block, loaded on the control connection.
     control_copy: Option<ControlCopy>,
     run: Vec<Pending>,
+    /// What sorting each table's rows into an index may take, from the COPY blocks read
+    /// ([`SortSize`]), by the bare name of the table.
+    sort_sizes: HashMap<String, SortSize>,
+    /// The bare name of the table the block being read loads.
+    copy_table: Option<String>,
     dumped_db: Option<String>,
     dropped_db: Option<String>,
     dropped_line: u64,
@@ -119,6 +124,36 @@ const PIPELINE_BYTES: usize = 8 << 20;
 /// What the rows read ahead of the workers may take: in memory, then in temporary files.
 const SPOOL_MEMORY: u64 = 32 << 20;
 const SPOOL_DISK: u64 = 4 << 30;
+
+/// The largest sort, as [`SortSize::estimate`] puts it, left to a B-tree build in the small sort
+/// memory of a build beside others: with 16 MB the server merges about 60 sorted runs in one
+/// pass, and 512 MiB makes at most 32 of them.
+const SMALL_SORT_BYTES: u64 = 512 << 20;
+
+/// What the COPY blocks of one table held: what sorting its rows into an index may take.
+#[derive(Debug, Default, Clone, Copy)]
+struct SortSize {
+    bytes: u64,
+    rows: u64,
+}
+
+impl SortSize {
+    /// An upper estimate of the memory a sort of the table's rows takes in the server: their
+    /// text, and for each row a sort slot, an index tuple header and allocation overhead.
+    fn estimate(self) -> u64 {
+        const PER_ROW: u64 = 64;
+        self.bytes.saturating_add(self.rows.saturating_mul(PER_ROW))
+    }
+}
+
+/// See [`Loader::sorts_small`].
+fn sorts_small(build: &Build, sizes: &HashMap<String, SortSize>) -> bool {
+    build.is_btree()
+        && build.tables().iter().all(|table| {
+            let size = sizes.get(*table);
+            size.is_some_and(|size| size.estimate() <= SMALL_SORT_BYTES)
+        })
+}
 
 /// A block a worker loads whole from its spool.
 struct ActiveLoad {
@@ -238,6 +273,8 @@ impl Loader {
             transaction: None,
             control_copy: None,
             run: Vec::new(),
+            sort_sizes: HashMap::new(),
+            copy_table: None,
             dumped_db: None,
             dropped_db: None,
             dropped_line: 0,
@@ -795,6 +832,7 @@ impl Loader {
     }
 
     async fn begin_copy(&mut self, stmt: Statement) -> Result<()> {
+        self.copy_table = copy_table_name(&stmt.sql);
         self.ensure_connected().await?;
         self.drain().await?;
         self.run_pending_builds().await?;
@@ -901,6 +939,7 @@ impl Loader {
     }
 
     async fn copy_rows(&mut self, rows: Bytes) -> Result<()> {
+        self.count_sort(rows.len() as u64, 0);
         if self.control_copy.is_some() {
             return self.control_copy_rows(rows).await;
         }
@@ -956,6 +995,7 @@ impl Loader {
     }
 
     async fn end_copy(&mut self, rows: u64) -> Result<()> {
+        self.count_sort(0, rows);
         if self.control_copy.is_some() {
             return self.end_control_copy(rows).await;
         }
@@ -1219,7 +1259,7 @@ impl Loader {
                     sql: build.sql.clone(),
                     session: snapshot.clone(),
                     server_parallel: alone,
-                    btree: build.build.is_btree(),
+                    small_sort: self.sorts_small(&build.build),
                     done,
                 };
                 self.send(worker, task).await?;
@@ -1268,6 +1308,23 @@ impl Loader {
             Some(err) => Err(err),
             None => Ok(()),
         }
+    }
+
+    /// Counts rows of the block being read towards its table's sort estimate.
+    fn count_sort(&mut self, bytes: u64, rows: u64) {
+        if let Some(table) = &self.copy_table {
+            let size = self.sort_sizes.entry(table.clone()).or_default();
+            size.bytes += bytes;
+            size.rows += rows;
+        }
+    }
+
+    /// True for a B-tree build whose table's rows, all loaded by COPY, sort in one merge pass
+    /// within the small sort memory of a build beside others (the sizes its measurements
+    /// covered). A table without a COPY block may have been filled by `INSERT`s: it keeps the
+    /// connection's memory.
+    fn sorts_small(&self, build: &Build) -> bool {
+        sorts_small(build, &self.sort_sizes)
     }
 
     /// True when every block still loading or unchecked came through a spool.
@@ -1499,7 +1556,42 @@ fn connect_target(args: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::connect_target;
+    use std::collections::HashMap;
+
+    use super::{connect_target, sorts_small, SortSize, SMALL_SORT_BYTES};
+    use crate::plan::Build;
+
+    #[test]
+    fn only_b_trees_of_tables_loaded_by_copy_and_small_enough_sort_small() {
+        let index = |table: &str, btree: bool| Build::Index {
+            table: table.into(),
+            shared: true,
+            btree,
+        };
+        let mut sizes = HashMap::new();
+        let rows = 1_200_000;
+        sizes.insert(
+            "events".to_owned(),
+            SortSize {
+                bytes: 330 << 20,
+                rows,
+            },
+        );
+        let big = SMALL_SORT_BYTES - rows * 64 + 1;
+        sizes.insert("huge".to_owned(), SortSize { bytes: big, rows });
+        sizes.insert("empty".to_owned(), SortSize::default());
+        assert!(sorts_small(&index("events", true), &sizes));
+        assert!(sorts_small(&index("empty", true), &sizes));
+        assert!(!sorts_small(&index("events", false), &sizes));
+        assert!(!sorts_small(&index("huge", true), &sizes));
+        // Filled by INSERTs, or not at all: its size is not known.
+        assert!(!sorts_small(&index("inserted", true), &sizes));
+        let key = Build::ForeignKey {
+            table: "events".into(),
+            references: "empty".into(),
+        };
+        assert!(!sorts_small(&key, &sizes));
+    }
 
     #[test]
     fn connect_targets_in_every_form_pg_dump_writes() {

@@ -39,7 +39,7 @@ use crate::server::{describe_db_error, execute_one, quote_literal};
 /// (the server then sorts small runs and merges them, which beat one large sort in memory), and
 /// a restore of the benchmark's dump with 2 workers 0.2–0.6 s less. A build alone keeps the connection's 256 MB, which lets the server
 /// sort with parallel workers (at 16 MB it would not), and other methods (GIN above all) keep
-/// it too.
+/// it too, as do the B-trees of tables too large to sort in one merge pass in 16 MB.
 const SIDE_BY_SIDE_SORT_MEMORY: &str = "16MB";
 
 /// One `COPY … FROM stdin` block of the dump, loaded by one or more workers.
@@ -147,13 +147,13 @@ pub(crate) enum Task {
     },
     /// A statement to run, with where to send its outcome. `server_parallel` leaves the
     /// server free to add its own parallel workers to a build; otherwise the build runs in
-    /// this worker's backend alone, and a B-tree build (`btree`) sorts in
-    /// [`SIDE_BY_SIDE_SORT_MEMORY`].
+    /// this worker's backend alone, and a B-tree build of a table small enough (`small_sort`)
+    /// sorts in [`SIDE_BY_SIDE_SORT_MEMORY`].
     Run {
         sql: String,
         session: Arc<SessionSnapshot>,
         server_parallel: bool,
-        btree: bool,
+        small_sort: bool,
         done: oneshot::Sender<Result<(), DbFailure>>,
     },
     /// All of `block`, its rows taken from `spool` as they arrive, in one COPY; answers once
@@ -250,11 +250,13 @@ impl Worker {
                     sql,
                     session,
                     server_parallel,
-                    btree,
+                    small_sort,
                     done,
                 } => {
                     self.close_copy().await;
-                    let prepared = self.prepare_run(&session, server_parallel, btree).await;
+                    let prepared = self
+                        .prepare_run(&session, server_parallel, small_sort)
+                        .await;
                     let outcome = match prepared {
                         Ok(()) => execute_one(&self.client, &sql).await,
                         Err(err) => Err(err),
@@ -352,9 +354,9 @@ impl Worker {
         &mut self,
         session: &SessionSnapshot,
         server_parallel: bool,
-        btree: bool,
+        small_sort: bool,
     ) -> Result<(), tokio_postgres::Error> {
-        let small_sorts = !server_parallel && btree && !session.sets_sort_memory;
+        let small_sorts = !server_parallel && small_sort && !session.sets_sort_memory;
         if (server_parallel && self.serial_builds) || (!small_sorts && self.small_sorts) {
             self.applied = None;
         }
