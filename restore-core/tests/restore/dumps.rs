@@ -2,7 +2,9 @@
 
 use restore_core::{OnError, RestoreOptions, RestoreState, RestoreStatus};
 
-use crate::harness::{make_source, pg_dump, query, staging_left, unique, Fixture};
+use crate::harness::{
+    assert_failed_at, make_source, pg_dump, query, staging_left, unique, Fixture,
+};
 use crate::support;
 
 fn restore_sql(sql: &[u8], options: RestoreOptions) -> (String, RestoreStatus) {
@@ -399,12 +401,7 @@ fn a_failing_copy_inside_a_transaction_block_names_its_line() {
     let sql = b"CREATE TABLE t (x int);\nBEGIN;\nCOPY t (x) FROM stdin;\n1\nnot a number\n\\.\n\
                 COMMIT;\n";
     let (target, status) = restore_sql(sql, bounded());
-    assert_eq!(status.status, RestoreState::Failed);
-    let error = status.error.clone().expect("error");
-    assert_eq!(error.details()["line"], 3, "{}", error.message());
-    assert!(error.message().contains("integer"), "{}", error.message());
-    assert!(!support::database_exists(&target));
-    assert!(staging_left(&status).is_empty());
+    assert_failed_at(&target, &status, 3, "integer");
 
     // Under `continue`, as with psql, the block is rolled back and what follows it stays.
     let (target, lines) = continued(

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use restore_core::{OnError, RestoreOptions, RestoreState, RestoreStatus};
 
-use crate::harness::{query, staging_left, unique, Fixture};
+use crate::harness::{assert_failed_at, query, unique, Fixture};
 use crate::support;
 
 fn restore(sql: &str, options: RestoreOptions) -> (String, RestoreStatus) {
@@ -164,12 +164,7 @@ fn a_bad_row_in_a_frozen_block_fails_only_that_block() {
     support::drop_database(&target);
 
     let (target, status) = restore(&sql, one_worker());
-    assert_eq!(status.status, RestoreState::Failed);
-    let error = status.error.clone().expect("an error");
-    assert_eq!(error.details()["line"], 3, "{}", error.message());
-    assert!(error.message().contains("integer"), "{}", error.message());
-    assert!(!support::database_exists(&target));
-    assert!(staging_left(&status).is_empty());
+    assert_failed_at(&target, &status, 3, "integer");
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use restore_core::{
-    Engine, EngineConfig, LocalServer, RestoreOptions, RestoreRequest, RestoreStatus,
+    Engine, EngineConfig, LocalServer, RestoreOptions, RestoreRequest, RestoreState, RestoreStatus,
 };
 
 use crate::support;
@@ -126,6 +126,17 @@ pub fn staging_left(status: &RestoreStatus) -> Vec<String> {
         .into_iter()
         .filter(|db| db.starts_with("_srst_") && db.contains(tag))
         .collect()
+}
+
+/// Asserts that a restore into `target` failed on `line` of its dump, with `words` in its
+/// message, and left neither the target nor a staging database behind.
+pub fn assert_failed_at(target: &str, status: &RestoreStatus, line: u64, words: &str) {
+    assert_eq!(status.status, RestoreState::Failed);
+    let error = status.error.clone().expect("an error");
+    assert_eq!(error.details()["line"], line, "{}", error.message());
+    assert!(error.message().contains(words), "{}", error.message());
+    assert!(!support::database_exists(target));
+    assert!(staging_left(status).is_empty());
 }
 
 /// Runs one query in `db` and returns its output.

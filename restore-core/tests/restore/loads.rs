@@ -6,7 +6,7 @@
 
 use restore_core::{RestoreOptions, RestoreState, RestoreStatus};
 
-use crate::harness::{query, staging_left, unique, Fixture};
+use crate::harness::{assert_failed_at, query, unique, Fixture};
 use crate::support;
 
 fn restore(sql: &str) -> (String, RestoreStatus) {
@@ -94,12 +94,7 @@ fn a_failed_block_is_reported_while_later_blocks_are_read() {
         rows(1, 100_000, "later")
     );
     let (target, status) = restore(&sql);
-    assert_eq!(status.status, RestoreState::Failed);
-    let error = status.error.clone().expect("an error");
-    assert_eq!(error.details()["line"], 3, "{}", error.message());
-    assert!(error.message().contains("integer"), "{}", error.message());
-    assert!(!support::database_exists(&target));
-    assert!(staging_left(&status).is_empty());
+    assert_failed_at(&target, &status, 3, "integer");
 }
 
 #[test]
@@ -139,12 +134,7 @@ fn a_failed_block_is_reported_before_a_later_failed_build() {
         header("twice_id", "INDEX"),
     );
     let (target, status) = restore(&sql);
-    assert_eq!(status.status, RestoreState::Failed);
-    let error = status.error.clone().expect("an error");
-    assert_eq!(error.details()["line"], 3, "{}", error.message());
-    assert!(error.message().contains("integer"), "{}", error.message());
-    assert!(!support::database_exists(&target));
-    assert!(staging_left(&status).is_empty());
+    assert_failed_at(&target, &status, 3, "integer");
 }
 
 #[test]
@@ -159,9 +149,5 @@ fn the_earliest_failed_block_is_reported_when_a_later_one_fails_first() {
          COPY public.small (id, note) FROM stdin;\nnot a number\tfirst\n\\.\n",
     );
     let (target, status) = restore(&sql);
-    assert_eq!(status.status, RestoreState::Failed);
-    let error = status.error.clone().expect("an error");
-    assert_eq!(error.details()["line"], 3, "{}", error.message());
-    assert!(!support::database_exists(&target));
-    assert!(staging_left(&status).is_empty());
+    assert_failed_at(&target, &status, 3, "integer");
 }
