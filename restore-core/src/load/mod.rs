@@ -106,8 +106,9 @@ pub(crate) struct Loader {
     /// What sorting each table's rows into an index may take, from the COPY blocks read
     /// ([`SortSize`]), by the bare name of the table.
     sort_sizes: HashMap<String, SortSize>,
-    /// The bare name of the table the block being read loads.
+    /// The bare name of the table the block being read loads, and the bytes of it read.
     copy_table: Option<String>,
+    copy_bytes: u64,
     dumped_db: Option<String>,
     dropped_db: Option<String>,
     dropped_line: u64,
@@ -275,6 +276,7 @@ impl Loader {
             run: Vec::new(),
             sort_sizes: HashMap::new(),
             copy_table: None,
+            copy_bytes: 0,
             dumped_db: None,
             dropped_db: None,
             dropped_line: 0,
@@ -833,6 +835,7 @@ impl Loader {
 
     async fn begin_copy(&mut self, stmt: Statement) -> Result<()> {
         self.copy_table = copy_table_name(&stmt.sql);
+        self.copy_bytes = 0;
         self.ensure_connected().await?;
         self.drain().await?;
         self.run_pending_builds().await?;
@@ -939,7 +942,7 @@ impl Loader {
     }
 
     async fn copy_rows(&mut self, rows: Bytes) -> Result<()> {
-        self.count_sort(rows.len() as u64, 0);
+        self.copy_bytes += rows.len() as u64;
         if self.control_copy.is_some() {
             return self.control_copy_rows(rows).await;
         }
@@ -995,7 +998,7 @@ impl Loader {
     }
 
     async fn end_copy(&mut self, rows: u64) -> Result<()> {
-        self.count_sort(0, rows);
+        self.count_sort(rows);
         if self.control_copy.is_some() {
             return self.end_control_copy(rows).await;
         }
@@ -1310,11 +1313,11 @@ impl Loader {
         }
     }
 
-    /// Counts rows of the block being read towards its table's sort estimate.
-    fn count_sort(&mut self, bytes: u64, rows: u64) {
-        if let Some(table) = &self.copy_table {
-            let size = self.sort_sizes.entry(table.clone()).or_default();
-            size.bytes += bytes;
+    /// Adds the block just read, of `rows` rows, to its table's sort estimate.
+    fn count_sort(&mut self, rows: u64) {
+        if let Some(table) = self.copy_table.take() {
+            let size = self.sort_sizes.entry(table).or_default();
+            size.bytes += std::mem::take(&mut self.copy_bytes);
             size.rows += rows;
         }
     }
