@@ -37,9 +37,10 @@ use crate::server::{describe_db_error, execute_one, quote_literal};
 /// parallel workers. A smaller sort is faster there: on 2 cores, building indexes of 1.2–2 M
 /// rows (integer, enum, uuid and text keys) took 15–30% less time with 16 MB than with 256 MB
 /// (the server then sorts small runs and merges them, which beat one large sort in memory), and
-/// a restore of the benchmark's dump with 2 workers 0.2–0.6 s less. A build alone keeps the connection's 256 MB, which lets the server
-/// sort with parallel workers (at 16 MB it would not), and other methods (GIN above all) keep
-/// it too, as do the B-trees of tables too large to sort in one merge pass in 16 MB.
+/// a restore of the benchmark's dump with 2 workers 0.2–0.6 s less. A build alone keeps the
+/// connection's 256 MB, which lets the server sort with parallel workers (at 16 MB it would
+/// not), and other methods (GIN above all) keep it too, as do the B-trees of tables too large
+/// to sort in one merge pass in 16 MB.
 const SIDE_BY_SIDE_SORT_MEMORY: &str = "16MB";
 
 /// One `COPY … FROM stdin` block of the dump, loaded by one or more workers.

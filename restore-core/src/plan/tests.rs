@@ -225,7 +225,8 @@ fn only_b_tree_builds_are_taken_for_sorts() {
     let exclude =
         "ALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_x EXCLUDE USING gist (r WITH &&);";
     assert!(!btree("CONSTRAINT", exclude));
-    let fk = "ALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_fk FOREIGN KEY (a) REFERENCES public.u(a);";
+    let fk = "ALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_fk FOREIGN KEY (a) \
+              REFERENCES public.u(a);";
     assert!(!btree("FK CONSTRAINT", fk));
 }
 
