@@ -42,7 +42,8 @@ if [[ -n ${BACKUP:-} ]]; then
   [[ -f $BACKUP.sha256 ]] && cp -f "$BACKUP.sha256" "$SECURERESTORE_BACKUP_DIR/$name.sha256"
 else
   echo "== generating the sample database (scale $scale)"
-  "${psql[@]}" -d "$SECURERESTORE_DATABASE_URL" -c "DROP DATABASE IF EXISTS demo_source WITH (FORCE)"
+  "${psql[@]}" -d "$SECURERESTORE_DATABASE_URL" \
+    -c "DROP DATABASE IF EXISTS demo_source WITH (FORCE)"
   "${psql[@]}" -d "$SECURERESTORE_DATABASE_URL" -c "CREATE DATABASE demo_source"
   "${psql[@]}" -d "$(with_db demo_source)" -f bench/sample/schema.sql
   "${psql[@]}" -d "$(with_db demo_source)" -v scale="$scale" -f bench/sample/data.sql
