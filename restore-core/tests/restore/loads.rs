@@ -28,6 +28,13 @@ fn rows(from: u32, to: u32, note: &str) -> String {
     block
 }
 
+/// Rows `1..=count` of a two-column block, then one its table refuses, ended by `\.`.
+fn rows_failing_last(count: u32) -> String {
+    let mut block = rows(1, count, "big");
+    block.truncate(block.len() - "\\.\n".len());
+    block + "not a number\tlast\n\\.\n"
+}
+
 #[test]
 fn a_build_starts_while_another_table_still_loads() {
     // Each row of `slow` waits, for up to 10 s, until the index on `quick` exists: its block
@@ -123,12 +130,11 @@ fn a_setval_reading_a_table_waits_for_its_rows() {
 fn a_failed_block_is_reported_before_a_later_failed_build() {
     // The unique index on `twice` fails at once, while the block before it, failing on its
     // last row, still loads: the block's failure comes first in the file.
-    let mut big = rows(1, 200_000, "big");
-    big.truncate(big.len() - "\\.\n".len());
+    let big = rows_failing_last(200_000);
     let sql = format!(
         "CREATE TABLE public.big (id integer, note text);\n\
          CREATE TABLE public.twice (id integer);\n\
-         COPY public.big (id, note) FROM stdin;\n{big}not a number\tlast\n\\.\n\
+         COPY public.big (id, note) FROM stdin;\n{big}\
          COPY public.twice (id) FROM stdin;\n1\n1\n\\.\n\
          {}CREATE UNIQUE INDEX twice_id ON public.twice USING btree (id);\n",
         header("twice_id", "INDEX"),
@@ -140,12 +146,11 @@ fn a_failed_block_is_reported_before_a_later_failed_build() {
 #[test]
 fn the_earliest_failed_block_is_reported_when_a_later_one_fails_first() {
     // The second block fails on its first row while the first, failing on its last, loads.
-    let mut big = rows(1, 200_000, "big");
-    big.truncate(big.len() - "\\.\n".len());
+    let big = rows_failing_last(200_000);
     let sql = format!(
         "CREATE TABLE public.big (id integer, note text);\n\
          CREATE TABLE public.small (id integer, note text);\n\
-         COPY public.big (id, note) FROM stdin;\n{big}not a number\tlast\n\\.\n\
+         COPY public.big (id, note) FROM stdin;\n{big}\
          COPY public.small (id, note) FROM stdin;\nnot a number\tfirst\n\\.\n",
     );
     let (target, status) = restore(&sql);
