@@ -147,7 +147,10 @@ impl SortSize {
     }
 }
 
-/// See [`Loader::sorts_small`].
+/// True for a B-tree build whose table's rows, all loaded by COPY, sort in one merge pass
+/// within the small sort memory of a build beside others (the sizes its measurements covered).
+/// A table without a COPY block may have been filled by `INSERT`s: it keeps the connection's
+/// memory.
 fn sorts_small(build: &Build, sizes: &HashMap<String, SortSize>) -> bool {
     build.is_btree()
         && build.tables().iter().all(|table| {
@@ -301,10 +304,8 @@ impl Loader {
             }
             // The blocks still loading come before it too, but one may fail after a later
             // block or build: the failure earliest in the file is the one reported.
-            if let (Some(earlier), Err(stop)) = (self.failed_load().await, &result) {
-                if line_of(&earlier) < line_of(stop) {
-                    result = Err(earlier);
-                }
+            if let Some(earlier) = self.failed_load().await {
+                result = result.map_err(|stop| earliest(stop, earlier));
             }
         }
         self.outcome.staging_created = self.control.is_some() || self.outcome.staging_created;
@@ -897,7 +898,7 @@ impl Loader {
                 block: self.copy.clone().expect("the block just made"),
                 spool,
                 session: self.session.snapshot(),
-                table: copy_table_name(&stmt.sql),
+                table: self.copy_table.clone(),
             });
             self.start_loads().await?;
         }
@@ -1262,7 +1263,7 @@ impl Loader {
                     sql: build.sql.clone(),
                     session: snapshot.clone(),
                     server_parallel: alone,
-                    small_sort: self.sorts_small(&build.build),
+                    small_sort: sorts_small(&build.build, &self.sort_sizes),
                     done,
                 };
                 self.send(worker, task).await?;
@@ -1320,14 +1321,6 @@ impl Loader {
             size.bytes += std::mem::take(&mut self.copy_bytes);
             size.rows += rows;
         }
-    }
-
-    /// True for a B-tree build whose table's rows, all loaded by COPY, sort in one merge pass
-    /// within the small sort memory of a build beside others (the sizes its measurements
-    /// covered). A table without a COPY block may have been filled by `INSERT`s: it keeps the
-    /// connection's memory.
-    fn sorts_small(&self, build: &Build) -> bool {
-        sorts_small(build, &self.sort_sizes)
     }
 
     /// True when every block still loading or unchecked came through a spool.
@@ -1437,7 +1430,7 @@ impl Loader {
             spool.finish();
         }
         self.waiting.clear();
-        let mut earliest: Option<RestoreError> = None;
+        let mut failed: Option<RestoreError> = None;
         while !self.loads.is_empty() {
             let (at, answer) = std::future::poll_fn(|cx| poll_ended(&mut self.loads, cx)).await;
             let load = self.loads.swap_remove(at);
@@ -1447,13 +1440,14 @@ impl Loader {
                     .and_then(|()| self.check_failure(&load.block)),
                 Err(_) => Err(self.worker_gone()),
             };
-            earliest = match (earliest, checked) {
-                (Some(first), Err(err)) if line_of(&err) >= line_of(&first) => Some(first),
-                (_, Err(err)) => Some(err),
-                (earliest, Ok(())) => earliest,
-            };
+            if let Err(err) = checked {
+                failed = Some(match failed {
+                    Some(first) => earliest(first, err),
+                    None => err,
+                });
+            }
         }
-        earliest
+        failed
     }
 
     /// Waits for every block loading from a spool or waiting for a worker.
@@ -1487,11 +1481,17 @@ fn frozen_form(sql: &str, binary: Option<&BinaryCopy>, beside_others: bool) -> O
     })
 }
 
-/// The line of the dump an error is about; one about no line (the dump could not be read) counts
-/// as after every line.
-fn line_of(error: &RestoreError) -> u64 {
-    let line = error.details().get("line");
-    line.and_then(|line| line.as_u64()).unwrap_or(u64::MAX)
+/// Of two failures, the one about the earlier line of the dump; `first` on a tie. A failure
+/// about no line (the dump could not be read) counts as after every line.
+fn earliest(first: RestoreError, second: RestoreError) -> RestoreError {
+    let line_of = |error: &RestoreError| {
+        let line = error.details().get("line");
+        line.and_then(|line| line.as_u64()).unwrap_or(u64::MAX)
+    };
+    match line_of(&second) < line_of(&first) {
+        true => second,
+        false => first,
+    }
 }
 
 /// What the scheduler of builds waited for.
